@@ -1,0 +1,77 @@
+"""The ``contrast-sr`` command: one parser, one module per subcommand.
+
+Each subcommand lives in ``contrast_sr/cli/<name>.py`` and exposes
+``register(subparsers) -> argparse.ArgumentParser`` which adds its parser and sets
+``func=run`` with ``run(args) -> int``. Heavy imports (torch, models) happen inside ``run`` so
+that ``--help`` stays fast. Conventions (exit codes, one-line errors, ``--json``) are in
+``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from contrast_sr import __version__
+from contrast_sr.errors import ContrastError, UsageError
+
+# Order = order in `contrast-sr --help`.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2) instead of a usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}", f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="contrast-sr",
+        description="Contrast-SR: single-image super-resolution toolkit.",
+    )
+    parser.add_argument("--version", action="version", version=f"contrast-sr {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when something fails"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"contrast_sr.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args) or 0)
+    except ContrastError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # last line of defence: never a traceback without --debug
+        if debug:
+            traceback.print_exc()
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        print(
+            f"error: unexpected {type(exc).__name__}: {detail} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1

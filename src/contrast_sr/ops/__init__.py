@@ -1,0 +1,1 @@
+"""Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
