@@ -35,3 +35,11 @@ def spec_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared spec not found at {path} (set CONTRAST_SR_SPEC)")
     return path
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for subprocess runs of ``python -m contrast_sr``: this checkout's sources first."""
+    env = dict(os.environ)
+    src = str(REPO_ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

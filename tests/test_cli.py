@@ -8,6 +8,8 @@ import sys
 from contrast_sr import __version__
 from contrast_sr.cli import main
 
+from .conftest import cli_env
+
 
 def test_version_flag(capsys):
     try:
@@ -29,6 +31,9 @@ def test_unknown_flag_is_one_line_usage_error(capsys):
 
 def test_python_dash_m_matches_console_script():
     out = subprocess.run(
-        [sys.executable, "-m", "contrast_sr", "--version"], capture_output=True, text=True
+        [sys.executable, "-m", "contrast_sr", "--version"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
     )
     assert out.returncode == 0 and __version__ in out.stdout
