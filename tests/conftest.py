@@ -38,7 +38,7 @@ def spec_dir() -> Path:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment for subprocess runs of ``python -m contrast_sr``: this checkout's sources first."""
+    """Environment for ``python -m contrast_sr`` subprocesses: this checkout's sources first."""
     env = dict(os.environ)
     src = str(REPO_ROOT / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
