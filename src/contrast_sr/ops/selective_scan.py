@@ -27,6 +27,7 @@ signature ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus) -> y``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import threading
@@ -477,6 +478,27 @@ def resolve_scan_backend(u: torch.Tensor, backend: str | None = None) -> str:
         if check is not None and check(u):
             return candidate
     return "torch"
+
+
+def _register_optional_backends() -> None:
+    """ "numba" (fused CPU kernel) when numba is installed; imported lazily on first use."""
+    if importlib.util.find_spec("numba") is None:
+        return
+
+    def scan_numba(*args, **kwargs):
+        from contrast_sr.ops.numba_scan import scan_numba_channels_last
+
+        return scan_numba_channels_last(*args, **kwargs)
+
+    def numba_available(u: torch.Tensor) -> bool:
+        from contrast_sr.ops.numba_scan import available
+
+        return available(u)
+
+    register_scan_backend("numba", scan_numba, numba_available)
+
+
+_register_optional_backends()
 
 
 def selective_scan_channels_last(
