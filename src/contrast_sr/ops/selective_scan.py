@@ -34,7 +34,6 @@ import threading
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from contrast_sr.ops.scan_reference import selective_scan_ref
 
@@ -122,7 +121,7 @@ def _delta_block(
     else:
         out.copy_(delta)
     if softplus:
-        out.copy_(F.softplus(out))
+        torch.ops.aten.softplus.out(out, 1, 20, out=out)  # in place, same as F.softplus
     return out
 
 
