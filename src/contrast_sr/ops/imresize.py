@@ -111,7 +111,9 @@ def imresize(
     if not torch.is_floating_point(x):
         raise TypeError(f"imresize expects a floating-point tensor, got {x.dtype}")
     if x.dim() < 2 or x.dim() > 4:
-        raise ValueError(f"imresize expects (H, W), (C, H, W) or (B, C, H, W), got {tuple(x.shape)}")
+        raise ValueError(
+            f"imresize expects (H, W), (C, H, W) or (B, C, H, W), got {tuple(x.shape)}"
+        )
     height, width = x.shape[-2:]
     (out_h, out_w), (sh, sw) = _output_size(height, width, scale, size)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
