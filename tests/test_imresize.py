@@ -125,3 +125,15 @@ def test_bad_arguments():
         imresize(torch.rand(4, 4), scale=-1)
     with pytest.raises(TypeError):
         imresize(torch.zeros(4, 4, dtype=torch.uint8), scale=2)
+
+
+def test_dense_weight_matrix_equals_banded_pass():
+    from contrast_sr.ops.imresize import resize_weights
+
+    x = torch.rand(3, 20, 9, dtype=torch.float64)
+    for s in (0.25, 3):
+        m = resize_weights(20, math.ceil(20 * s), s)
+        np.testing.assert_allclose(
+            imresize(x, scale=(s, 1)).numpy(), torch.matmul(m, x).numpy(), atol=1e-12
+        )
+        assert torch.allclose(m.sum(dim=1), torch.ones(m.shape[0], dtype=torch.float64))
