@@ -106,9 +106,9 @@ def test_cli_json_schema_and_save_dir(tmp_path):
     assert "mean" in proc.stderr  # human table goes to stderr with --json
     saved = sorted(p.name for p in out.iterdir())
     assert saved == ["gray.png", "im0.png", "im1.png"]
-    x, info = read_image(out / "im0.png")
+    x, _ = read_image(out / "im0.png")
     assert x.shape == (3, 27, 36)  # 29x37 cropped to 27x36
-    g, ginfo = read_image(out / "gray.png")
+    _, ginfo = read_image(out / "gray.png")
     assert ginfo.channels == 1
     assert result["images"][0]["psnr_y"] > 40  # flat gray image survives bicubic almost exactly
 

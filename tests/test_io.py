@@ -62,7 +62,7 @@ def test_lossless_kinds_read_exactly_and_round_trip(tmp_path):
     for name, path, pixels, (channels, alpha, depth) in _lossless_cases(tmp_path):
         x, info = read_image(path)
         maxval = 65535 if depth == 16 else 255
-        assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1, name
+        assert x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1, name
         assert (info.channels, info.has_alpha, info.bit_depth) == (channels, alpha, depth), name
         assert x.shape == (pixels.shape[-1], 6, 7), name
         assert np.array_equal(_as_hwc(x, maxval), pixels.astype(np.int64)), name
