@@ -11,10 +11,9 @@ the literature when it is reproduced exactly:
   dropped, and out-of-range taps read the image mirrored symmetrically (``...2 1 | 1 2 ...``);
 - height is resized first, then width (MATLAB's order when both scales are equal).
 
-Each 1-D pass gathers the ``taps`` source rows (or columns) of every output pixel, with the
-symmetric padding folded into the indices, and sums them with their weights: vectorised,
-batched, and linear in the image size. :func:`resize_weights` gives the same pass as a dense
-matrix.
+Each 1-D pass is a dense ``(out, in)`` weight matrix product (symmetric padding folded into the
+matrix; fastest for ordinary image sizes) or, for very long axes, a banded gather of the ``taps``
+source rows of every output pixel, linear in the size. Both are vectorised and batched.
 """
 
 from __future__ import annotations
@@ -87,17 +86,28 @@ def resize_weights(
     return matrix.to(dtype)
 
 
+# Up to this many weight-matrix entries a pass is one dense matrix product (BLAS is fastest for
+# images of a few megapixels); beyond it, a banded gather keeps the cost linear in the size.
+DENSE_LIMIT = 1 << 22
+
+
 def _resize_axis(
     x: torch.Tensor, dim: int, out_length: int, scale: float, antialiasing: bool
 ) -> torch.Tensor:
-    """One 1-D pass along ``dim``: a weighted sum of ``taps`` gathered slices (banded, O(n))."""
-    indices, weights = contributions(x.shape[dim], out_length, scale, antialiasing)
+    """One 1-D pass along ``dim`` (``-2`` rows or ``-1`` columns)."""
+    in_length = x.shape[dim]
+    if in_length * out_length <= DENSE_LIMIT:
+        m = resize_weights(in_length, out_length, scale, antialiasing, x.dtype).to(x.device)
+        return torch.matmul(m, x) if dim == -2 else torch.matmul(x, m.transpose(0, 1))
+    if dim == -1:  # gather whole rows: resize the transposed image
+        return _resize_axis(x.transpose(-1, -2), -2, out_length, scale, antialiasing).transpose(
+            -1, -2
+        )
+    indices, weights = contributions(in_length, out_length, scale, antialiasing)
     indices, weights = indices.to(x.device), weights.to(x.device, x.dtype)
-    shape = [1] * x.dim()
-    shape[dim] = out_length
     out = None
     for t in range(indices.shape[1]):
-        term = x.index_select(dim, indices[:, t]) * weights[:, t].view(shape)
+        term = x.index_select(-2, indices[:, t]) * weights[:, t, None]
         out = term if out is None else out.add_(term)
     return out
 
@@ -148,6 +158,6 @@ def imresize(
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     y = x.to(work)
     if (out_h, out_w) != (height, width) or (sh, sw) != (1.0, 1.0):
-        y = _resize_axis(y, y.dim() - 2, out_h, sh, antialiasing)  # height first, as MATLAB
-        y = _resize_axis(y, y.dim() - 1, out_w, sw, antialiasing)
+        y = _resize_axis(y, -2, out_h, sh, antialiasing)  # height first, as MATLAB does
+        y = _resize_axis(y, -1, out_w, sw, antialiasing)
     return y.to(x.dtype)
