@@ -3,7 +3,7 @@
 Two layouts:
 
 * **HR only** (``lr_dir`` unset): the LR patch is made on the fly with the MATLAB bicubic of the
-  evaluation code (:func:`contrast_sr.ops.imresize.imresize`) and rounded to 8 bits, exactly as if
+  evaluation code (:func:`contrast_sr.evaluate.make_lr`) and rounded to 8 bits, exactly as if
   the whole HR image had been downscaled and saved as PNG first (the crop is taken with a margin
   wider than the kernel, so borders match the full-image result).
 * **LR/HR pairs** (BasicSR/EDSR layout): ``lr_dir/<filename_tmpl.format(hr_stem)><ext>``, e.g.
@@ -49,14 +49,13 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float().div_(255.0)
 
 
-def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB-bicubic downscale of (C, H, W) or (B, C, H, W) by ``scale`` (H, W divisible by it),
-    rounded to 8 bits like a stored LR PNG."""
-    from contrast_sr.ops.imresize import imresize
+def make_lr(hr: np.ndarray, scale: int) -> torch.Tensor:
+    """(H, W, 3) uint8 HR (sides divisible by ``scale``) -> (3, H/s, W/s) float32 LR: the
+    evaluation's MATLAB bicubic downscale, rounded to 8 bits like a stored LR PNG."""
+    from contrast_sr.evaluate import make_lr as eval_make_lr
 
-    h, w = hr.shape[-2:]
-    lr = imresize(hr, size=(h // scale, w // scale))
-    return lr.mul(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
+    hr_t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
+    return eval_make_lr(hr_t, scale).float().div_(255.0)
 
 
 class PairedPatches(Dataset):
@@ -147,9 +146,9 @@ class PairedPatches(Dataset):
             # crop with a margin (clipped at the image border), downscale, keep the interior
             y0, x0 = max(0, y - _MARGIN), max(0, x - _MARGIN)
             y1, x1 = min(lr_h, y + p + _MARGIN), min(lr_w, x + p + _MARGIN)
-            region = to_tensor(hr_img[y0 * s : y1 * s, x0 * s : x1 * s])
+            region = hr_img[y0 * s : y1 * s, x0 * s : x1 * s]
             lr = make_lr(region, s)[:, y - y0 : y - y0 + p, x - x0 : x - x0 + p]
-            hr = region[:, (y - y0) * s : (y - y0 + p) * s, (x - x0) * s : (x - x0 + p) * s]
+            hr = to_tensor(hr_img[y * s : (y + p) * s, x * s : (x + p) * s])
         flip, vflip, transpose = rng.random(3) < 0.5
         if self.hflip and flip:
             lr, hr = lr.flip(-1), hr.flip(-1)

@@ -54,7 +54,6 @@ class TrainDataConfig:
 @dataclass
 class ValDataConfig:
     hr_dir: list = field(default_factory=list)  # one or more HR folders
-    max_images: int | None = None
 
 
 @dataclass

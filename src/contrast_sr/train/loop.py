@@ -28,7 +28,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from contrast_sr.data.paired import PairedPatches, TrainSampler, seed_worker
-from contrast_sr.data.val import ValSet, load_val_set
 from contrast_sr.errors import ContrastError, UsageError
 from contrast_sr.train.checkpoint import (
     checkpoint_path,
@@ -160,9 +159,6 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         persistent_workers=False,
         prefetch_factor=4 if d.workers > 0 else None,
     )
-    val_sets: list[ValSet] = []
-    if cfg.data.val is not None and master:
-        val_sets = [load_val_set(p, scale, cfg.data.val.max_images) for p in cfg.data.val.hr_dir]
 
     # --- logging (rank 0 only)
     log = _Logger(run_dir, start, t.iters, master, cfg)
@@ -225,7 +221,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         val_now = cfg.data.val is not None and (it % t.val_every == 0 or it == t.iters)
         if val_now and master:
             net = ema.module if ema is not None else model
-            scores = validate(net, val_sets, scale, device, t.precision)
+            scores = validate(net, cfg.data.val.hr_dir, scale, device, t.precision)
             model.train()
             first = next(iter(scores.values()))
             if best is None or first["psnr"] > best["psnr"]:

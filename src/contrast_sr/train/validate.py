@@ -1,34 +1,23 @@
-"""Validation with the evaluation protocol: PSNR/SSIM on Y, ``scale`` border pixels cropped,
-SR output rounded to 8 bits (``contrast_sr.metrics``, the same functions ``contrast-sr eval``
-uses)."""
+"""Validation = ``contrast-sr eval``: the same function (:func:`contrast_sr.evaluate.evaluate`),
+so the PSNR/SSIM (Y, ``scale`` border cropped, 8-bit LR and SR) match the evaluation exactly."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from contrast_sr.data.val import ValSet
-from contrast_sr.utils.device import autocast
 
-
-@torch.no_grad()
 def validate(
-    model: nn.Module, val_sets: list[ValSet], scale: int, device: torch.device, precision: str
+    model: nn.Module, hr_dirs: list[str], scale: int, device: torch.device, precision: str
 ) -> dict[str, dict[str, float]]:
-    """``{set name: {"psnr": dB, "ssim": ...}}``, means over each set's images."""
-    from contrast_sr.metrics import calculate_psnr_y, calculate_ssim_y
+    """``{set name: {"psnr": dB, "ssim": ...}}``, means over each folder's images."""
+    from contrast_sr.evaluate import evaluate, model_sr
 
     was_training = model.training
-    model.eval()
+    sr_fn = model_sr(model, device, precision)
     scores = {}
-    for vs in val_sets:
-        psnr, ssim = [], []
-        for _, lr, hr in vs.images:
-            with autocast(device, precision):
-                sr = model(lr[None].to(device))
-            sr = sr.float().clamp(0, 1).mul(255).round().div(255)[0].cpu()
-            psnr.append(float(calculate_psnr_y(sr, hr, crop_border=scale)))
-            ssim.append(float(calculate_ssim_y(sr, hr, crop_border=scale)))
-        scores[vs.name] = {"psnr": sum(psnr) / len(psnr), "ssim": sum(ssim) / len(ssim)}
+    for folder in hr_dirs:
+        result = evaluate(sr_fn, folder, scale, device=device, progress=False)
+        scores[result.dataset] = {"psnr": result.psnr_y, "ssim": result.ssim_y}
     model.train(was_training)
     return scores
