@@ -19,7 +19,13 @@ from contrast_sr import __version__
 from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
-COMMAND_MODULES: tuple[str, ...] = ("eval", "train", "plot")
+COMMAND_MODULES: tuple[str, ...] = (
+    "eval",
+    "train",
+    "models",
+    "convert",
+    "plot",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -31,7 +31,10 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         factory = lambda scale, **kw: contrast_sr.create_model(cfg.name, scale=scale, **kw)  # noqa: E731
     try:
         model = factory(scale=cfg.scale, **cfg.overrides)
-    except TypeError as exc:
+    except UsageError as exc:  # the registry's own message, prefixed with the config key
+        key = "model.name" if "unknown model" in exc.message else "model"
+        raise UsageError(f"config key '{key}'", exc.message) from None
+    except (TypeError, ValueError) as exc:
         keys = ", ".join(f"model.{k}" for k in cfg.overrides) or "model.name"
         raise UsageError(f"config key(s) {keys}", f"rejected by the model: {exc}") from None
     if cfg.pretrained:
