@@ -439,3 +439,51 @@ def test_validation_matches_eval_and_tracks_best(pairs, tmp_path):
     result = evaluate(model_sr(model), pairs / "hr", SCALE, progress=False)
     assert result.psnr_y == vals[-1]["val"][name]["psnr"]
     assert result.ssim_y == vals[-1]["val"][name]["ssim"]
+
+
+# --------------------------------------------------------------------------- shipped configs
+
+CONFIGS = REPO_ROOT / "configs"
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "research").glob("*.yml")), ids=lambda p: p.stem)
+def test_research_recipes(path, data_dir, tmp_path):
+    from contrast_sr import list_models
+
+    weights = tmp_path / "x2.safetensors"
+    weights.write_bytes(b"")
+    t91, set5 = data_dir / "train" / "T91", data_dir / "benchmark" / "Set5" / "HR"
+    sets = [f"data.train.hr_dir={t91}", f"data.train.lr_dir={t91}", f"data.val.hr_dir=[{set5}]"]
+    raw = yaml.safe_load(path.read_text())
+    if raw["model"].get("pretrained"):
+        sets.append(f"model.pretrained={weights}")
+    cfg = load_config(path, sets)
+    name, scale = path.stem.rsplit("_x", 1)
+    assert cfg.model.name == name and name in list_models() and cfg.model.scale == int(scale)
+    t = cfg.train
+    assert cfg.data.train.patch_size == 64 and t.batch_size == 32 and t.optimizer == "adam"
+    if cfg.model.scale == 2 or name == "contrast":
+        assert (t.lr, t.iters) == (2e-4, 500_000)
+        assert t.milestones == [250_000, 400_000, 450_000, 475_000]
+        assert cfg.model.pretrained is None
+    else:  # fine-tuned from the x2 weights
+        assert cfg.model.pretrained == str(weights) and (t.lr, t.iters) == (1e-4, 250_000)
+    assert "DF2K" in raw["data"]["train"]["hr_dir"]
+
+
+def test_smoke_config_trains_a_registered_model_reproducibly(tmp_path, data_dir):
+    from contrast_sr import load_model
+
+    sets = ["--set", "train.iters=2", "--set", "data.val=null", "--set", "train.checkpoint_every=1"]
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert main(["train", str(CONFIGS / "smoke.yml"), "-o", str(out), *sets]) == 0
+    a, b = state_of(tmp_path / "a"), state_of(tmp_path / "b")
+    assert_same_weights(a, b)
+    model = load_model(tmp_path / "a" / "model.safetensors")
+    assert model.scale == 4 and model.config["dim"] == 12
+    # the EMA weights were written, not the raw ones
+    ckpt = torch.load(tmp_path / "a" / "checkpoints" / "iter_2.pt", weights_only=True)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ckpt["ema"][k])
+    assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"])

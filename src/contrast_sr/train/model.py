@@ -76,6 +76,10 @@ def load_pretrained(model: nn.Module, path: str | Path, strict: bool = False) ->
             f"missing {result.missing_keys[:4]}, unexpected {result.unexpected_keys[:4]}",
         )
     loaded = len(state) - len(result.unexpected_keys)
+    if loaded == 0:
+        raise UsageError(
+            "config key 'model.pretrained'", f"no tensor of {path} fits {type(model).__name__}"
+        )
     print(
         f"init from {path}: {loaded} tensors loaded, {len(skipped)} skipped (shape), "
         f"{len(result.missing_keys)} left at init",
