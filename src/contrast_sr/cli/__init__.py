@@ -21,8 +21,10 @@ from contrast_sr.errors import ContrastError, UsageError
 # Order = order in `contrast-sr --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "eval",
+    "train",
     "models",
     "convert",
+    "plot",
 )
 
 
