@@ -6,6 +6,7 @@ from contrast_sr.ops.cross_scan import (
     cross_scan,
     cross_scan_channels_last,
 )
+from contrast_sr.ops.imresize import imresize
 from contrast_sr.ops.selective_scan import (
     list_scan_backends,
     register_scan_backend,
@@ -19,6 +20,7 @@ __all__ = [
     "cross_merge_channels_last",
     "cross_scan",
     "cross_scan_channels_last",
+    "imresize",
     "list_scan_backends",
     "register_scan_backend",
     "scan_backend",
