@@ -15,6 +15,8 @@ numba is installed (float64 stays on the torch backend).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -303,6 +305,9 @@ def _tile(b: int, dim: int) -> int:
     return min(dim, 16 * -(-dim // (16 * tiles)))
 
 
+_LOCK = threading.Lock()  # numba's default "workqueue" threading layer is not re-entrant
+
+
 def _set_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
@@ -328,11 +333,12 @@ class _NumbaScanFn(torch.autograd.Function):
         dt = torch.empty(b, L, dim) if save else torch.empty(0)
         y = torch.empty(b, L, dim)
         tile = _tile(b, dim)
-        _set_threads()
-        _forward_kernel(
-            _flat(u32), _flat(d32), _flat(bias32), softplus, _flat(At), _flat(B32), _flat(C32),
-            _flat(D32), _flat(y), _flat(dt), _flat(S), b, L, dim, G, N, K, tile,
-        )  # fmt: skip
+        with _LOCK:
+            _set_threads()
+            _forward_kernel(
+                _flat(u32), _flat(d32), _flat(bias32), softplus, _flat(At), _flat(B32),
+                _flat(C32), _flat(D32), _flat(y), _flat(dt), _flat(S), b, L, dim, G, N, K, tile,
+            )  # fmt: skip
         if save:
             ctx.save_for_backward(u32, dt, At, B32, C32, D32, S)
         ctx.softplus, ctx.tile = softplus, tile
@@ -351,12 +357,13 @@ class _NumbaScanFn(torch.autograd.Function):
         gu, gdt = torch.empty(b, L, dim), torch.empty(b, L, dim)
         gBp, gCp = torch.zeros(b, L, nt, G, N), torch.zeros(b, L, nt, G, N)
         gAp, gDp, gbp = torch.empty(b, N, dim), torch.empty(b, dim), torch.empty(b, dim)
-        _set_threads()
-        _backward_kernel(
-            _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
-            _flat(S), b, L, dim, G, N, CHECKPOINT, ctx.softplus, tile, _flat(gu), _flat(gdt),
-            _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp),
-        )  # fmt: skip
+        with _LOCK:
+            _set_threads()
+            _backward_kernel(
+                _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
+                _flat(S), b, L, dim, G, N, CHECKPOINT, ctx.softplus, tile, _flat(gu),
+                _flat(gdt), _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp),
+            )  # fmt: skip
         gB = gBp.sum(2) if nt > 1 else gBp.squeeze(2)
         gC = gCp.sum(2) if nt > 1 else gCp.squeeze(2)
         return (

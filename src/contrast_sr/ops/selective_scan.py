@@ -414,7 +414,7 @@ def scan_reference_channels_last(
             delta_bias,
             delta_softplus,
         )
-    return y.transpose(1, 2)
+    return y.transpose(1, 2).contiguous()
 
 
 # ----------------------------------------------------------------------------- backends
