@@ -1,13 +1,13 @@
 """Fused CPU selective scan (numba, optional extra ``numba``): one pass over memory.
 
 Same semantics and channels-last layout as the torch backend (u, delta (b, L, dim);
-B, C (b, L, groups, N)), float32 compute. Work is split into jobs of (batch, group, channel
-slice); each job walks L once with the channels of its slice in a vectorised inner loop, so the
-states never leave registers/L1. ``exp`` is a vectorisable polynomial (relative error ~2e-7) so
-LLVM can use SIMD. The forward saves the state every ``CHECKPOINT`` steps; the backward
-recomputes one segment of states at a time and runs the adjoint recurrence through it in
-reverse, accumulating every gradient on the way. ``delta + bias`` and softplus run in torch
-(vectorised) before the kernel; softplus' derivative is ``1 - exp(-dt)``.
+B, C (b, L, groups, N)), float32 compute. Work is split into jobs of (batch row, channel tile);
+each job walks L once with the tile's channels in vectorised inner loops, so the states stay in
+L1. ``exp`` and softplus' ``log1p`` are vectorisable polynomials (relative error ~3e-7) so LLVM
+can use SIMD. When training, the forward also writes delta after softplus and the state every
+K steps (:func:`checkpoint_every`); the backward recomputes one segment of K states at a time and
+runs the adjoint recurrence through it in reverse, accumulating every gradient on the way
+(softplus' derivative is ``1 - exp(-dt)``).
 
 Registered as backend "numba" and picked automatically for float32/bf16/fp16 CPU tensors when
 numba is installed (float64 stays on the torch backend).
@@ -15,7 +15,9 @@ numba is installed (float64 stays on the torch backend).
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -28,7 +30,13 @@ try:  # optional dependency
 except ImportError:  # pragma: no cover - exercised where numba is missing
     numba = None
 
-CHECKPOINT = 64  # forward saves the state every CHECKPOINT steps (backward recomputes between)
+
+def checkpoint_every(N: int) -> int:
+    """Steps between saved states: the backward's per-job segment buffers (K+1)*N lanes stay
+    in L2 (K = 64 for N = 1, 8 for N = 16)."""
+    return max(8, min(64, 1 << (max(1, 128 // N).bit_length() - 1)))
+
+
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
@@ -308,8 +316,17 @@ def _tile(b: int, dim: int) -> int:
 _LOCK = threading.Lock()  # numba's default "workqueue" threading layer is not re-entrant
 
 
-def _set_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+@contextlib.contextmanager
+def _numba_threads() -> Iterator[None]:
+    """Serialise launches and use torch's thread count; numba's OpenMP layer changes the
+    process-wide OpenMP setting, so torch's is restored afterwards."""
+    with _LOCK:
+        torch_threads = torch.get_num_threads()
+        numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(torch_threads)
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
@@ -328,13 +345,12 @@ class _NumbaScanFn(torch.autograd.Function):
         At = A.to(f32).t().contiguous()
         D32 = D.to(f32).contiguous() if D is not None else torch.zeros(dim)
         save = any(ctx.needs_input_grad[:7])
-        K = CHECKPOINT if save else 0
-        S = torch.empty(b, -(-L // CHECKPOINT) if save else 0, N, dim)
+        K = checkpoint_every(N) if save else 0
+        S = torch.empty(b, -(-L // K) if save else 0, N, dim)
         dt = torch.empty(b, L, dim) if save else torch.empty(0)
         y = torch.empty(b, L, dim)
         tile = _tile(b, dim)
-        with _LOCK:
-            _set_threads()
+        with _numba_threads():
             _forward_kernel(
                 _flat(u32), _flat(d32), _flat(bias32), softplus, _flat(At), _flat(B32),
                 _flat(C32), _flat(D32), _flat(y), _flat(dt), _flat(S), b, L, dim, G, N, K, tile,
@@ -357,11 +373,10 @@ class _NumbaScanFn(torch.autograd.Function):
         gu, gdt = torch.empty(b, L, dim), torch.empty(b, L, dim)
         gBp, gCp = torch.zeros(b, L, nt, G, N), torch.zeros(b, L, nt, G, N)
         gAp, gDp, gbp = torch.empty(b, N, dim), torch.empty(b, dim), torch.empty(b, dim)
-        with _LOCK:
-            _set_threads()
+        with _numba_threads():
             _backward_kernel(
                 _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
-                _flat(S), b, L, dim, G, N, CHECKPOINT, ctx.softplus, tile, _flat(gu),
+                _flat(S), b, L, dim, G, N, checkpoint_every(N), ctx.softplus, tile, _flat(gu),
                 _flat(gdt), _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp),
             )  # fmt: skip
         gB = gBp.sum(2) if nt > 1 else gBp.squeeze(2)
@@ -402,4 +417,4 @@ def scan_numba_channels_last(
         return _NumbaScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus))
 
 
-__all__ = ["CHECKPOINT", "available", "scan_numba_channels_last"]
+__all__ = ["available", "checkpoint_every", "scan_numba_channels_last"]
