@@ -17,8 +17,9 @@ dtype. The torch backend cuts L into cache-sized blocks; inside a block, chunks 
 parallel (pass 1: chunk-end states), a short carry recurrence links them, and an exact pass 2
 writes every state. Only products of decays in (0, 1] occur, so no exponent can overflow. The
 backward is the adjoint recurrence ``G_t = C_t*gy_t + exp(delta_{t+1} A) G_{t+1}`` run with the
-same primitive in reverse; it recomputes the states block by block from the block-start states
-saved by the forward, so extra memory is O(b * dim * N * L / block).
+same primitive in reverse, block by block from the end. The forward saves delta after softplus
+and, for N = 1, every state (each the size of y); for N > 1 it saves the block-start states and
+the backward recomputes a block's states, so extra memory is O(b*dim*L + b*dim*N*L/block).
 
 Backends (see :func:`scan_backend`, :func:`register_scan_backend`) take the channels-last
 signature ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus) -> y``.
