@@ -203,6 +203,7 @@ if numba is not None:
         tc = np.empty(w, dtype=np.float32)
         g_first = c0 // Dg
         g_last = (c1 - 1) // Dg
+        sp = _ONE if softplus else _ZERO
         for seg in range(nseg - 1, -1, -1):
             t0 = seg * K
             t1 = min(L, t0 + K)
@@ -269,9 +270,8 @@ if numba is not None:
                     gyv = gy[row + c]
                     uv = u[row + c]
                     gu[row + c] = dv * sgb[c] + gyv * D[uint64(c0) + c]
-                    gd = uv * sgb[c] + sqa[c]
-                    if softplus:
-                        gd *= _ONE - _exp(-dv)
+                    # d softplus(z)/dz = 1 - exp(-softplus(z)); branch-free so the loop vectorises
+                    gd = (uv * sgb[c] + sqa[c]) * (_ONE - sp * _exp(-dv))
                     gdt[row + c] = gd
                     gb[c] += gd
                     gD[c] += gyv * uv
