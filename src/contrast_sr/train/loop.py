@@ -95,6 +95,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         raise UsageError(
             f"output {run_dir}", "already holds a run (use --resume, or another --output)"
         )
+    if world > 1:
+        dist.barrier()  # every rank has looked before rank 0 writes anything
 
     # --- reproducibility
     torch.manual_seed(t.seed)
@@ -215,7 +217,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         running_n += 1
         log.step(it, last_loss, lr_now)
         if it % t.log_every == 0 or it == t.iters:
-            log.scalars(it, {"loss": running / running_n, "lr": lr_now})
+            mean = torch.tensor([running, running_n], dtype=torch.float64, device=device)
+            if world > 1:
+                dist.all_reduce(mean)  # the loss averaged over all ranks
+            log.scalars(it, {"loss": (mean[0] / mean[1]).item(), "lr": lr_now})
             running, running_n = 0.0, 0
 
         val_now = cfg.data.val is not None and (it % t.val_every == 0 or it == t.iters)
