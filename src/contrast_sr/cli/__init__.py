@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "models",
     "convert",
+    "bench",
     "plot",
 )
 
