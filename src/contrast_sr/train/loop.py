@@ -76,7 +76,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
-        if not dist.is_initialized():
+        own_group = not dist.is_initialized()
+        if own_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
     if t.batch_size is not None:
@@ -271,6 +272,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
     log.close()
     if world > 1:
         dist.barrier()
+        if own_group:
+            dist.destroy_process_group()
     return {
         "iterations": it,
         "trained": it - start,
