@@ -491,3 +491,13 @@ def test_smoke_config_trains_a_registered_model_reproducibly(tmp_path, data_dir)
     for k, v in model.state_dict().items():
         assert torch.equal(v, ckpt["ema"][k])
     assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"])
+
+
+def test_plot_without_matplotlib_is_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import now raises ImportError
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"iter": 1, "loss": 0.1, "lr": 0.001}\n')
+    assert main(["plot", str(tmp_path / "run"), "-o", str(tmp_path / "f.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matplotlib is not installed" in err[0]
+    assert not (tmp_path / "f.png").exists()
