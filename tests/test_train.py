@@ -501,3 +501,15 @@ def test_plot_without_matplotlib_is_one_line_error(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matplotlib is not installed" in err[0]
     assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("model.name=nope", "model.name"), ("model.dimz=3", "model.dimz"), ("model.scale=5", "model")],
+)
+def test_model_errors_name_the_key_and_write_nothing(tmp_path, capsys, override, key, data_dir):
+    out = tmp_path / "run"
+    code = main(["train", str(CONFIGS / "smoke.yml"), "-o", str(out), "--set", override])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: config key '{key}'")
+    assert not out.exists()
