@@ -96,7 +96,7 @@ def main() -> int:
     for name in args.models:
         ips = bench_model(name, args.scale, args.batch, args.patch, args.iters)
         result["models"][name] = {"it_per_s": ips, "samples_per_s": ips * args.batch}
-        print(f"{name:>16}: {ips:.3f} it/s ({ips * args.batch:.1f} patches/s)", file=sys.stderr)
+        print(f"{name:>16}: {ips:.4g} it/s ({ips * args.batch:.4g} patches/s)", file=sys.stderr)
     first = result["models"][args.models[0]]["it_per_s"]
     for name in args.models:
         result["models"][name]["speed_vs_first"] = result["models"][name]["it_per_s"] / first
