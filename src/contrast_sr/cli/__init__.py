@@ -19,7 +19,14 @@ from contrast_sr import __version__
 from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
-COMMAND_MODULES: tuple[str, ...] = ("eval",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "eval",
+    "train",
+    "models",
+    "convert",
+    "bench",
+    "plot",
+)
 
 
 class _Parser(argparse.ArgumentParser):
