@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
-MAX_PIXELS = 200_000_000  # ~ 14142 x 14142; a float32 RGB copy of that is 2.4 GB
+# ~ 12247 x 12247; a float32 RGB copy is 1.8 GB. Pillow's own guard (~179 MP) applies as well.
+MAX_PIXELS = 150_000_000
 
 _FORMATS = {
     ".png": "PNG",
