@@ -62,7 +62,7 @@ def test_float32_relative_error():
 
 def test_strong_decay_is_finite_and_exact():
     # delta * A down to about -30 per step: chunk sums far beyond exp's float32 range.
-    u, delta, A, B, C, D, bias = _problem(1, 2, 2, 1, 96, torch.float64, seed=2)
+    u, delta, A, B, C, D, _ = _problem(1, 2, 2, 1, 96, torch.float64, seed=2)
     delta = delta.abs() * 30 + 1
     A = -torch.ones_like(A)
     args = [t.float().requires_grad_() for t in (u, delta, A, B, C, D)]

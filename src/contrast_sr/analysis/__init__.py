@@ -1,0 +1,1 @@
+"""Looking inside models: LAM attribution, feature norms, benchmarks, comparison figures."""

@@ -1,0 +1,8 @@
+"""Deployable exports: ONNX (verified with onnxruntime) and safetensors."""
+
+from __future__ import annotations
+
+from contrast_sr.export.onnx import OnnxReport, chunked_scan, export_onnx
+from contrast_sr.export.safetensors import export_safetensors
+
+__all__ = ["OnnxReport", "chunked_scan", "export_onnx", "export_safetensors"]

@@ -1,0 +1,56 @@
+"""ONNX export (chunked scan swapped in, dynamic H/W) round trip with onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.tiny_models import SCAN_MODULE, TinyScanSR, TinySR
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install .[onnx])")
+pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
+
+from contrast_sr.export.onnx import chunked_scan, export_onnx  # noqa: E402
+
+
+def _roundtrip(model, path, h, w):
+    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"lr": x.numpy()})[0]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    return float(np.abs(out - ref).max())
+
+
+def test_chunked_scan_context_swaps_and_restores():
+    original = SCAN_MODULE.selective_scan_channels_last
+    model = TinyScanSR().eval()
+    x = torch.rand(1, 3, 7, 6)
+    with torch.no_grad():
+        ref = model(x)
+        with chunked_scan():
+            assert SCAN_MODULE.selective_scan_channels_last is not original
+            swapped = model(x)
+    assert SCAN_MODULE.selective_scan_channels_last is original
+    assert torch.allclose(swapped, ref, atol=1e-5)
+
+
+def test_onnx_export_scan_model_dynamic(tmp_path):
+    model = TinyScanSR().eval()
+    path = tmp_path / "tiny.onnx"
+    report = export_onnx(model, path, size=12)
+    assert path.is_file() and report.dynamic
+    assert report.max_abs_err <= 1e-4
+    assert _roundtrip(model, path, 9, 21) <= 1e-4  # a size it was not traced or checked at
+
+
+def test_onnx_export_static_and_failed_check_keeps_no_file(tmp_path):
+    model = TinySR().eval()
+    report = export_onnx(model, tmp_path / "a.onnx", size=8, dynamic=False)
+    assert not report.dynamic and report.checked_sizes == [[8, 8]]
+    from contrast_sr.errors import ContrastError
+
+    with pytest.raises(ContrastError):
+        export_onnx(model, tmp_path / "b.onnx", size=8, tolerance=0.0 - 1.0)
+    assert not (tmp_path / "b.onnx").exists()
