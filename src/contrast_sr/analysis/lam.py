@@ -4,7 +4,11 @@ For an output window (the box, in SR pixels) the target is the summed gradient m
 SR output inside it. Integrated gradients along a path from a strongly blurred LR (no detail) to
 the LR itself attribute that target to the LR pixels:
 
-    attr = sum_k grad F(x_k) * (x_{k+1} - x_k),   x_k on the path, k = 0..steps-1
+    attr = sum_k (grad F(x_k) + grad F(x_{k+1})) / 2 * (x_{k+1} - x_k),   k = 0..steps-1
+
+(the trapezoid rule: with 50 steps its attributions add up to F(lr) - F(start) within a few
+percent, the completeness property of integrated gradients, where the one-sided sum that LAM's
+code uses can miss by half on the blur path).
 
 Path ``blur`` (LAM's): x(a) = GaussianBlur(lr, sigma_max * (1 - a)); path ``linear``:
 x(a) = blurred + a * (lr - blurred). The map is |attr| summed over channels, divided by its
@@ -108,18 +112,18 @@ def local_attribution_map(
     params = next(iter(model.parameters()), None)
     device = params.device if params is not None else lr.device
     points = path_points(lr.float(), steps, sigma, path).to(device)
-    grads = torch.zeros_like(points[:-1])
+    grads = torch.zeros_like(points)
     values = []
-    for start in range(0, steps, batch):
-        x = points[start : min(start + batch, steps)].clone().requires_grad_(True)
+    for start in range(0, steps + 1, batch):
+        x = points[start : start + batch].clone().requires_grad_(True)
         with torch.enable_grad():
             target = gradient_magnitude_target(model(x), box)
             (g,) = torch.autograd.grad(target.sum(), x)
         grads[start : start + x.shape[0]] = g
         values.append(target.detach())
-    with torch.no_grad():
-        final = float(gradient_magnitude_target(model(points[-1:]), box)[0])
-    attribution = (grads * (points[1:] - points[:-1])).sum(0)  # (3, h, w)
+    values = torch.cat(values)
+    mid = 0.5 * (grads[1:] + grads[:-1])
+    attribution = (mid * (points[1:] - points[:-1])).sum(0)  # (3, h, w)
     amap = attribution.abs().sum(0)
     top = amap.max()
     amap = amap / top if top > 0 else amap
@@ -129,6 +133,6 @@ def local_attribution_map(
         attribution=attribution.cpu(),
         di=(1.0 - g) * 100.0,
         gini=g,
-        target=final,
-        target_baseline=float(torch.cat(values)[0]),
+        target=float(values[-1]),
+        target_baseline=float(values[0]),
     )

@@ -22,6 +22,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float, default=9.0, help="blur of the path start (LR px)")
     p.add_argument("--path", choices=("blur", "linear"), default="blur")
     p.add_argument("--batch", type=int, default=4, help="path points per forward pass")
+    p.add_argument(
+        "--gamma",
+        type=float,
+        default=0.5,
+        help="display gamma of the heat maps (DI uses the linear map; default 0.5)",
+    )
     p.add_argument("--random-init", action="store_true", help="untrained registered variants")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--output", required=True, help="figure (PNG)")
@@ -37,8 +43,8 @@ def run(args) -> int:
     from contrast_sr.errors import UsageError
     from contrast_sr.utils.device import resolve_device
 
-    if args.steps < 1 or args.batch < 1 or args.scale < 1 or args.sigma <= 0:
-        raise UsageError("lam", "--steps, --batch, --scale and --sigma must be positive")
+    if min(args.steps, args.batch, args.scale) < 1 or min(args.sigma, args.gamma) <= 0:
+        raise UsageError("lam", "--steps, --batch, --scale, --sigma, --gamma must be positive")
     box = parse_box(args.box)
     device = resolve_device(args.device)
     hr, lr = make_lr(load_image(args.image), args.scale)
@@ -63,9 +69,12 @@ def run(args) -> int:
                 "target": res.target,
                 "target_baseline": res.target_baseline,
                 "attribution_sum": float(res.attribution.sum()),
+                # integrated-gradients completeness: 1.0 when the path integral is exact
+                "completeness": float(res.attribution.sum())
+                / (res.target - res.target_baseline or float("nan")),
             }
         )
-        heat = figure.overlay(lr_pil, figure.heatmap(res.map), alpha=0.7)
+        heat = figure.overlay(lr_pil, figure.heatmap(res.map.pow(args.gamma)), alpha=0.7)
         s = args.scale
         heat = figure.upscale_nearest(heat, hr.shape[-2])
         f = heat.width / lr_pil.width
