@@ -23,15 +23,26 @@ def _roundtrip(model, path, h, w):
     return float(np.abs(out - ref).max())
 
 
-def test_chunked_scan_context_swaps_and_restores():
+def test_chunked_scan_context_routes_scans_through_chunked(monkeypatch):
+    from contrast_sr.ops import scan_chunked
+
+    calls = []
+    real = scan_chunked.selective_scan_chunked
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_chunked, "selective_scan_chunked", spy)
     original = SCAN_MODULE.selective_scan_channels_last
     model = TinyScanSR().eval()
     x = torch.rand(1, 3, 7, 6)
     with torch.no_grad():
         ref = model(x)
+        assert not calls
         with chunked_scan():
-            assert SCAN_MODULE.selective_scan_channels_last is not original
             swapped = model(x)
+    assert calls == [(1, 42, 4)]
     assert SCAN_MODULE.selective_scan_channels_last is original
     assert torch.allclose(swapped, ref, atol=1e-5)
 

@@ -30,7 +30,11 @@ def _scan_cl(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
     return y.transpose(1, 2)
 
 
-SCAN_MODULE.selective_scan_channels_last = _scan_cl
+try:  # the library's dispatching entry point when it exists (scan backends apply to it)
+    from contrast_sr.ops import selective_scan_channels_last as _dispatch
+except ImportError:
+    _dispatch = _scan_cl
+SCAN_MODULE.selective_scan_channels_last = _dispatch
 sys.modules[SCAN_MODULE.__name__] = SCAN_MODULE
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrast_sr.errors import InputError, UsageError
+from contrast_sr.errors import ContrastError, InputError, UsageError
 
 
 def load_image(path: str | Path) -> torch.Tensor:
@@ -73,24 +73,24 @@ class Bicubic(nn.Module):
 
 
 def load_model(spec: str, scale: int | None = 4, random_init: bool = False) -> nn.Module:
-    """``bicubic``, a registered name (bundled weights, or random init when asked), or a path."""
+    """``bicubic``, a checkpoint path, or a registered name: with its bundled weights, or with
+    random initialisation when ``random_init`` (to study an untrained architecture)."""
     if spec == "bicubic":
         return Bicubic(scale or 4)
-    if random_init:
-        try:
-            from contrast_sr import create_model
-        except ImportError:
-            raise UsageError("--model", "the model registry is not available") from None
-        try:
-            model = create_model(spec, scale=scale or 4)
-        except (KeyError, ValueError) as exc:
-            raise UsageError("--model", f"{spec!r}: {exc}") from None
-        return model
     try:
-        from contrast_sr.models import resolve_model
+        from contrast_sr.models import create_model, resolve_model
     except ImportError:
-        raise UsageError("--model", "the model registry is not available") from None
-    return resolve_model(spec, scale)
+        raise UsageError("--model", "the model library is not available") from None
+    if random_init and not Path(spec).is_file():
+        return create_model(spec, scale=scale or 4)
+    try:
+        return resolve_model(spec, scale)
+    except ContrastError as exc:
+        if "bundled weights" in exc.message:
+            raise ContrastError(
+                exc.message, "or pass --random-init for untrained weights"
+            ) from None
+        raise
 
 
 def load_models(specs: str, scale: int | None, random_init: bool = False) -> list:

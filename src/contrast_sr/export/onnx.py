@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from contrast_sr.errors import ContrastError, UsageError
-from contrast_sr.ops.scan_chunked import selective_scan_chunked
+from contrast_sr.ops import scan_chunked
 
 
 @dataclass
@@ -41,7 +41,7 @@ class OnnxReport:
 
 def _chunked_mamba_layout(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
     """The chunked scan behind the mamba layout (u, delta (b, dim, L); B, C (b, g, N, L))."""
-    y = selective_scan_chunked(
+    y = scan_chunked.selective_scan_chunked(
         u.transpose(1, 2),
         delta.transpose(1, 2),
         A,
@@ -55,7 +55,7 @@ def _chunked_mamba_layout(u, delta, A, B, C, D=None, delta_bias=None, delta_soft
 
 
 def _chunked_channels_last(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
-    return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    return scan_chunked.selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
 @contextlib.contextmanager
