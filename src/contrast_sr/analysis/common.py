@@ -74,7 +74,7 @@ class Bicubic(nn.Module):
 
 def load_model(spec: str, scale: int | None = 4, random_init: bool = False) -> nn.Module:
     """``bicubic``, a checkpoint path, or a registered name: with its bundled weights, or with
-    random initialisation when ``random_init`` (to study an untrained architecture)."""
+    random initialisation (seed 0) when ``random_init`` (to study an untrained architecture)."""
     if spec == "bicubic":
         return Bicubic(scale or 4)
     try:
@@ -82,7 +82,9 @@ def load_model(spec: str, scale: int | None = 4, random_init: bool = False) -> n
     except ImportError:
         raise UsageError("--model", "the model library is not available") from None
     if random_init and not Path(spec).is_file():
-        return create_model(spec, scale=scale or 4)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the same "untrained" weights on every run
+            return create_model(spec, scale=scale or 4)
     try:
         return resolve_model(spec, scale)
     except ContrastError as exc:

@@ -30,8 +30,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     p.add_argument(
         "--isolate",
-        action="store_true",
-        help="each model in its own process (clean CPU peak-memory numbers)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="each model in its own process (default on CPU: clean peak-RSS numbers)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
@@ -59,7 +60,7 @@ def _bench_one(args, spec: str, device) -> dict:
 
 
 def _isolated(args, spec: str) -> dict:
-    cmd = [sys.executable, "-m", "contrast_sr", "bench", "--models", spec, "--json"]
+    cmd = [sys.executable, "-m", "contrast_sr", "bench", "--models", spec, "--json", "--no-isolate"]
     for flag in ("mode", "batch", "size", "scale", "device", "precision", "warmup", "repeat"):
         cmd += [f"--{flag}", str(getattr(args, flag))]
     if args.threads:
@@ -70,7 +71,8 @@ def _isolated(args, spec: str) -> dict:
     if proc.returncode != 0:
         from contrast_sr.errors import ContrastError
 
-        raise ContrastError(f"bench {spec}", proc.stderr.strip().splitlines()[-1])
+        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ContrastError(f"bench {spec}", last.removeprefix("error: "))
     return json.loads(proc.stdout)["results"][0]
 
 
@@ -89,9 +91,10 @@ def run(args) -> int:
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
         raise UsageError("--models", "give at least one model")
+    isolate = device.type == "cpu" if args.isolate is None else args.isolate
     rows = []
     for spec in specs:
-        raw = _isolated(args, spec) if args.isolate else _bench_one(args, spec, device)
+        raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
         rows.append(BenchResult(**{k: v for k, v in raw.items()}))
         print(f"{spec}: {rows[-1].time_s * 1e3:.1f} ms/step", file=sys.stderr)
     add_ratios(rows)
