@@ -19,7 +19,16 @@ from contrast_sr import __version__
 from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
-COMMAND_MODULES: tuple[str, ...] = ("lam", "features", "compare", "bench", "export")
+COMMAND_MODULES: tuple[str, ...] = (
+    "eval",
+    "models",
+    "convert",
+    "export",
+    "bench",
+    "lam",
+    "features",
+    "compare",
+)
 
 
 class _Parser(argparse.ArgumentParser):
