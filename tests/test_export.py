@@ -11,7 +11,8 @@ from tests.tiny_models import SCAN_MODULE, TinyScanSR, TinySR
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install .[onnx])")
 pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
 
-from contrast_sr.export.onnx import chunked_scan, export_onnx  # noqa: E402
+from contrast_sr.export.onnx import export_onnx  # noqa: E402
+from contrast_sr.export.traceable import chunked_scan  # noqa: E402
 
 
 def _roundtrip(model, path, h, w):
@@ -65,3 +66,59 @@ def test_onnx_export_static_and_failed_check_keeps_no_file(tmp_path):
     with pytest.raises(ContrastError):
         export_onnx(model, tmp_path / "b.onnx", size=8, tolerance=0.0 - 1.0)
     assert not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (3, 5), (4, 4)])
+def test_plain_cross_scan_and_merge_match_library(h, w):
+    import importlib
+
+    from contrast_sr.export import traceable
+
+    lib = importlib.import_module("contrast_sr.ops.cross_scan")
+
+    x = torch.randn(2, h, w, 3)
+    y = torch.randn(2, h * w, 4, 3)
+    assert torch.equal(traceable.cross_scan_channels_last_plain(x), lib.cross_scan_channels_last(x))
+    assert torch.allclose(
+        traceable.cross_merge_channels_last_plain(y, h, w), lib.cross_merge_channels_last(y, h, w)
+    )
+    xc, yc = x.permute(0, 3, 1, 2), y.permute(0, 2, 3, 1)
+    assert torch.equal(traceable.cross_scan_plain(xc), lib.cross_scan(xc))
+    assert torch.allclose(traceable.cross_merge_plain(yc, h, w), lib.cross_merge(yc, h, w))
+    blocks = [torch.randn(2, 3), torch.randn(1, 1), torch.randn(3, 2)]
+    assert torch.equal(traceable.block_diag_plain(*blocks), torch.block_diag(*blocks))
+
+
+def test_onnx_export_light_mamba_model(tmp_path):
+    """A registered light architecture (untrained) through the command, dynamic H/W."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    out = tmp_path / "mamba.onnx"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "contrast_sr",
+            "export",
+            "--model",
+            "mamba",
+            "--random-init",
+            "--format",
+            "onnx",
+            "-o",
+            str(out),
+            "--size",
+            "12",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["dynamic"] and report["max_abs_err"] <= 1e-4 and out.is_file()

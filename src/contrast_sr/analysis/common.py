@@ -5,46 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.io import read_image
+from contrast_sr.ops.imresize import imresize
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """Read an RGB image as (3, H, W) float32 in [0, 1]."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "no such file")
-    try:
-        from contrast_sr.io import read_image
-    except ImportError:
-        read_image = None
-    if read_image is not None:
-        image, _ = read_image(path)
-        return image[:3] if image.shape[0] >= 3 else image.expand(3, -1, -1)
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(str(path), f"not a readable image ({exc})") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    """Read an image as RGB (3, H, W) float32 in [0, 1] (gray is repeated, alpha dropped)."""
+    image, _ = read_image(path)
+    return image[:3] if image.shape[0] >= 3 else image[:1].expand(3, -1, -1)
 
 
 def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Bicubic resize of (B, 3, H, W) by ``scale``: MATLAB imresize when available."""
-    try:
-        from contrast_sr.ops.imresize import imresize
-    except ImportError:
-        imresize = None
-    if imresize is not None:
-        return imresize(x, scale=scale)
-    h, w = x.shape[-2:]
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=scale < 1)
+    """MATLAB-bicubic resize of (B, 3, H, W) by ``scale`` (differentiable)."""
+    return imresize(x, scale=scale)
 
 
 def make_lr(hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,10 +53,8 @@ def load_model(spec: str, scale: int | None = 4, random_init: bool = False) -> n
     random initialisation (seed 0) when ``random_init`` (to study an untrained architecture)."""
     if spec == "bicubic":
         return Bicubic(scale or 4)
-    try:
-        from contrast_sr.models import create_model, resolve_model
-    except ImportError:
-        raise UsageError("--model", "the model library is not available") from None
+    from contrast_sr.models import create_model, resolve_model
+
     if random_init and not Path(spec).is_file():
         with torch.random.fork_rng():
             torch.manual_seed(0)  # the same "untrained" weights on every run

@@ -4,31 +4,19 @@ for the whole image; the crop's own PSNR on the crop)."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 from PIL import Image
 from torch import nn
 
 from contrast_sr.analysis import figure
 from contrast_sr.analysis.common import Bicubic
-
-
-def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
-    """(…, 3, H, W) in [0, 1] -> ITU-R BT.601 luma in [16/255, 235/255], (…, H, W)."""
-    r, g, b = x.unbind(-3)
-    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+from contrast_sr.metrics import calculate_psnr_y
 
 
 def psnr_y(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> float:
-    """PSNR in dB on Y after rounding both to 8 bits; ``border`` pixels shaved on each side."""
-    sr, hr = (t.clamp(0, 1).mul(255).round().div(255).double() for t in (sr, hr))
-    ys, yh = rgb_to_y(sr), rgb_to_y(hr)
-    if border:
-        ys = ys[..., border:-border, border:-border]
-        yh = yh[..., border:-border, border:-border]
-    mse = float((ys - yh).square().mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    """PSNR (dB) on Y of (…, 3, H, W) images in [0, 1], both rounded to 8 bits first."""
+    sr, hr = (t.reshape(-1, *t.shape[-3:])[0].clamp(0, 1).mul(255).round() for t in (sr, hr))
+    return calculate_psnr_y(sr, hr, crop_border=border)
 
 
 def compare_models(

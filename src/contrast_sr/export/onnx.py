@@ -1,19 +1,17 @@
 """ONNX export with dynamic height/width, verified against PyTorch with onnxruntime.
 
-The eager selective scan (a custom autograd.Function looping over blocks) cannot be traced, so
-the export swaps in the loop-free chunked formulation (:mod:`contrast_sr.ops.scan_chunked`): via
-the scan-backend registry when it exists, otherwise by temporarily rebinding the scan entry
-points of the loaded ``contrast_sr`` modules. The file is written atomically and only after the
-check passed: onnxruntime's output equals PyTorch's (with its normal scan) within ``tolerance``
-at the example size and, for a dynamic export, at a second, different size.
+The eager selective scan (a custom autograd.Function looping over blocks) and SS2D's
+gather-based cross scan / merge cannot be traced, so the export runs under
+:func:`contrast_sr.export.traceable.traceable_ops`: the loop-free chunked scan backend
+(:mod:`contrast_sr.ops.scan_chunked`) and plain reshape/flip cross scan / merge. The file is
+written atomically and only after the check passed: onnxruntime's output equals PyTorch's (with
+its normal ops) within ``tolerance`` at the example size and, for a dynamic export, at a
+second, different size.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 from torch import nn
 
 from contrast_sr.errors import ContrastError, UsageError
-from contrast_sr.ops import scan_chunked
+from contrast_sr.export.traceable import traceable_ops
 
 
 @dataclass
@@ -39,56 +37,6 @@ class OnnxReport:
         return asdict(self)
 
 
-def _chunked_mamba_layout(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
-    """The chunked scan behind the mamba layout (u, delta (b, dim, L); B, C (b, g, N, L))."""
-    y = scan_chunked.selective_scan_chunked(
-        u.transpose(1, 2),
-        delta.transpose(1, 2),
-        A,
-        B.permute(0, 3, 1, 2),
-        C.permute(0, 3, 1, 2),
-        D,
-        delta_bias,
-        delta_softplus,
-    )
-    return y.transpose(1, 2)
-
-
-def _chunked_channels_last(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
-    return scan_chunked.selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
-
-
-@contextlib.contextmanager
-def chunked_scan() -> Iterator[None]:
-    """Route every selective scan through the loop-free chunked formulation."""
-    try:
-        from contrast_sr.ops import scan_backend  # type: ignore[attr-defined]
-    except ImportError:
-        scan_backend = None
-    if scan_backend is not None:
-        with scan_backend("chunked"):
-            yield
-        return
-    replacements = {
-        "selective_scan": _chunked_mamba_layout,
-        "selective_scan_channels_last": _chunked_channels_last,
-    }
-    patched = []
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("contrast_sr") or module is None or name.endswith("scan_chunked"):
-            continue
-        for attr, new in replacements.items():
-            old = getattr(module, attr, None)
-            if callable(old) and not isinstance(old, type):
-                patched.append((module, attr, old))
-                setattr(module, attr, new)
-    try:
-        yield
-    finally:
-        for module, attr, old in reversed(patched):
-            setattr(module, attr, old)
-
-
 def _require_onnxruntime():
     try:
         import onnx  # noqa: F401
@@ -102,7 +50,7 @@ def _require_onnxruntime():
 
 def _trace(model: nn.Module, x: torch.Tensor, path: str, opset: int, dynamic: bool) -> None:
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings(), chunked_scan(), torch.no_grad():
+    with warnings.catch_warnings(), traceable_ops(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,

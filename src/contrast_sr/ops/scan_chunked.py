@@ -128,14 +128,11 @@ def selective_scan_channels_last_chunked(
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
-def _register() -> bool:
-    """Register as scan backend "chunked" when the scan registry exists."""
-    try:
-        from contrast_sr.ops import register_scan_backend  # type: ignore[attr-defined]
-    except ImportError:
-        return False
+def register() -> None:
+    """Register as scan backend "chunked" (only used when named explicitly)."""
+    from contrast_sr.ops.selective_scan import register_scan_backend
+
     register_scan_backend("chunked", selective_scan_channels_last_chunked)
-    return True
 
 
-REGISTERED = _register()
+register()
