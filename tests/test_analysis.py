@@ -153,13 +153,29 @@ def _write_png(path, h=40, w=48):
     Image.fromarray(arr).save(path)
 
 
-def _cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "contrast_sr", *args], capture_output=True, text=True, env=cli_env()
-    )
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def test_cli_lam_and_compare_with_bicubic(tmp_path):
+def _cli(*args, capsys=None):
+    """The command line in-process (fast), or as a subprocess when no capsys is given."""
+    if capsys is None:
+        return subprocess.run(
+            [sys.executable, "-m", "contrast_sr", *args],
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+        )
+    from contrast_sr.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return _Result(rc, out.out, out.err)
+
+
+def test_cli_lam_and_compare_with_bicubic(tmp_path, capsys):
     image = tmp_path / "hr.png"
     _write_png(image)
     out = tmp_path / "lam.png"
@@ -217,7 +233,7 @@ def test_cli_bad_box_is_one_line_usage_error(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_cli_bench_json_schema():
+def test_cli_bench_json_schema(capsys):
     proc = _cli(
         "bench",
         "--models",
@@ -248,3 +264,50 @@ def test_cli_bench_json_schema():
         "ratios",
     } <= set(row)
     assert row["ratios"]["time_s"] > 0
+
+
+@pytest.mark.parametrize("name", ["baseline", "contrast_light"])
+def test_cli_features_json_one_entry_per_layer(tmp_path, capsys, name):
+    """Registered light variants (untrained): groups, plus the final norm where there is one."""
+    from contrast_sr.models import create_model
+
+    model = create_model(name)
+    has_norm = not isinstance(getattr(model, "norm", None), (type(None), torch.nn.Identity))
+    image = tmp_path / "lr.png"
+    _write_png(image, 12, 16)
+    out = tmp_path / "feat.png"
+    proc = _cli(
+        "features",
+        "--model",
+        name,
+        "--random-init",
+        "--image",
+        str(image),
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads(proc.stdout)["layers"]
+    names = [f"layers.{i}" for i in range(len(model.layers))] + (["norm"] if has_norm else [])
+    assert [layer["name"] for layer in layers] == names
+    assert all(layer["size"] == [12, 16] and layer["max"] >= layer["mean"] > 0 for layer in layers)
+    assert out.is_file()
+
+
+def test_cli_registered_name_without_weights_suggests_random_init(tmp_path):
+    image = tmp_path / "hr.png"
+    _write_png(image)
+    proc = _cli(
+        "lam",
+        "--model",
+        "hat_light",
+        "--image",
+        str(image),
+        "--box",
+        "0,0",
+        "-o",
+        str(tmp_path / "x.png"),
+    )
+    assert proc.returncode == 1
+    assert "--random-init" in proc.stderr and proc.stderr.count("\n") == 1

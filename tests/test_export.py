@@ -89,8 +89,21 @@ def test_plain_cross_scan_and_merge_match_library(h, w):
     assert torch.equal(traceable.block_diag_plain(*blocks), torch.block_diag(*blocks))
 
 
+@pytest.mark.parametrize("name", ["mamba", "contrast_light"])
+def test_onnx_export_light_architecture_shallow(tmp_path, name):
+    """Real SS2D (+ OCAB) blocks of a registered light variant, one group of two blocks."""
+    from contrast_sr.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, depths=[2]).eval()
+    report = export_onnx(model, tmp_path / "m.onnx", size=12)
+    assert report.dynamic and report.max_abs_err <= 1e-4
+    assert _roundtrip(model, tmp_path / "m.onnx", 10, 19) <= 1e-4
+
+
+@pytest.mark.slow
 def test_onnx_export_light_mamba_model(tmp_path):
-    """A registered light architecture (untrained) through the command, dynamic H/W."""
+    """The full registered light model through the command (about 2 minutes on 2 cores)."""
     import json
     import subprocess
     import sys
