@@ -135,3 +135,20 @@ def test_onnx_export_light_mamba_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["dynamic"] and report["max_abs_err"] <= 1e-4 and out.is_file()
+
+
+def test_safetensors_export_reloads_identically(tmp_path):
+    from contrast_sr.export.safetensors import export_safetensors
+    from contrast_sr.models import create_model, load_model
+
+    torch.manual_seed(0)
+    model = create_model("mamba", depths=[1]).eval()
+    out = tmp_path / "m.safetensors"
+    report = export_safetensors(model, out, size=8)
+    assert report["max_abs_err"] == 0.0 and out.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    reloaded = load_model(out)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
+    )

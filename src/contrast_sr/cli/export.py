@@ -44,6 +44,8 @@ def run(args) -> int:
         raise UsageError("-o", "would overwrite the input model")
     if out.is_dir():
         raise UsageError("-o", f"{out} is a directory")
+    if args.model == "bicubic":
+        raise UsageError("--model", "bicubic has nothing to export")
     if args.size < 1:
         raise UsageError("--size", "must be positive")
     model = load_model(args.model, args.scale, args.random_init).eval()
