@@ -21,6 +21,7 @@ from contrast_sr.errors import ContrastError, UsageError
 # Order = order in `contrast-sr --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "eval",
+    "train",
     "models",
     "convert",
     "export",
@@ -28,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lam",
     "features",
     "compare",
+    "plot",
 )
 
 

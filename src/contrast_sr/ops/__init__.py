@@ -14,6 +14,7 @@ from contrast_sr.ops.selective_scan import (
     selective_scan,
     selective_scan_channels_last,
 )
+from contrast_sr.ops import scan_chunked  # noqa: E402,F401  (registers scan backend "chunked")
 
 __all__ = [
     "cross_merge",
