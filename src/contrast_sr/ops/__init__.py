@@ -1,5 +1,6 @@
 """Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
 
+from contrast_sr.ops import scan_chunked  # noqa: F401  (registers scan backend "chunked")
 from contrast_sr.ops.cross_scan import (
     cross_merge,
     cross_merge_channels_last,
@@ -14,7 +15,6 @@ from contrast_sr.ops.selective_scan import (
     selective_scan,
     selective_scan_channels_last,
 )
-from contrast_sr.ops import scan_chunked  # noqa: E402,F401  (registers scan backend "chunked")
 
 __all__ = [
     "cross_merge",
