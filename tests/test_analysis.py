@@ -104,6 +104,12 @@ def test_feature_norms_channels_last_and_tokens():
     for layout in ("first", "last", "tokens"):
         (first, _) = feature_norms(Wrap(layout), lr)
         assert torch.allclose(first.map, want, atol=1e-6), layout
+    # Ambiguous: 6 channels on a 3x4 input padded to 6x6 -> (6, 6, 6) either way.
+    lr = _lr(3, 4)
+    want = torch.nn.functional.pad(lr.repeat(1, 2, 1, 1), (0, 2, 0, 3))[0, :, :3, :4].norm(dim=0)
+    for layout in ("first", "last"):
+        (first, _) = feature_norms(Wrap(layout), lr)
+        assert torch.allclose(first.map, want, atol=1e-6), layout
 
 
 def test_bench_schema_and_flops():

@@ -52,57 +52,97 @@ def body_layers(model: nn.Module, level: str = "group") -> list[tuple[str, nn.Mo
     return layers
 
 
-def _spatial(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """A hooked output -> (C, H, W) for the first batch item, cropped to the LR size."""
-    t = t.detach()[0].float()
-    if t.dim() == 2:  # tokens (L, C): find the padded (Hp, Wp) with Hp*Wp = L
+def _first(output) -> torch.Tensor:
+    out = output[0] if isinstance(output, (tuple, list)) else output
+    return out.detach()[0].float()
+
+
+def _run(model: nn.Module, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    """Forward ``x`` with hooks; returns each layer's output for the first batch item."""
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def hook_for(name):
+        def hook(_module, _inputs, output):
+            outputs[name] = _first(output)
+
+        return hook
+
+    try:
+        for name, module in layers:
+            hooks.append(module.register_forward_hook(hook_for(name)))
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outputs
+
+
+def _layout(shape: torch.Size, h: int, w: int, probe: torch.Size | None) -> str | None:
+    """ "tokens", "first" (C, H, W) or "last" (H, W, C); None if ambiguous without a probe.
+
+    ``probe`` is the same layer's shape for a slightly larger input: the channel axis is the
+    one that did not change.
+    """
+    if len(shape) == 2:
+        return "tokens"
+    if len(shape) != 3:
+        raise ValueError(f"unsupported feature shape {tuple(shape)}")
+    if probe is not None:
+        if probe[0] == shape[0] and probe[1:] != shape[1:]:
+            return "first"
+        if probe[2] == shape[2] and probe[:2] != shape[:2]:
+            return "last"
+
+    def excess(a: int, b: int) -> float:
+        return (a - h) + (b - w) if a >= h and b >= w else float("inf")
+
+    first, last = excess(shape[1], shape[2]), excess(shape[0], shape[1])
+    if first == last == float("inf"):
+        raise ValueError(f"feature shape {tuple(shape)} does not hold a {h}x{w} image")
+    if first == last:
+        return None
+    return "first" if first < last else "last"
+
+
+def _spatial(t: torch.Tensor, h: int, w: int, layout: str) -> torch.Tensor:
+    """A layer output (first batch item) -> (C, h, w)."""
+    if layout == "tokens":  # (L, C): find the padded (Hp, Wp) with Hp*Wp = L
         L = t.shape[0]
         fits = [(hp, L // hp) for hp in range(h, L + 1) if L % hp == 0 and L // hp >= w]
         if not fits:
             raise ValueError(f"cannot lay out {L} tokens as an image of at least {h}x{w}")
         hp, wp = min(fits, key=lambda s: (s[0] - h) + (s[1] - w))
         t = t.reshape(hp, wp, -1).permute(2, 0, 1)
-    elif t.dim() == 3:  # (C, H, W) or (H, W, C): the layout whose spatial size fits best
-
-        def excess(a: int, b: int) -> float:
-            return (a - h) + (b - w) if a >= h and b >= w else float("inf")
-
-        if excess(t.shape[0], t.shape[1]) < excess(t.shape[1], t.shape[2]):
-            t = t.permute(2, 0, 1)
-    else:
-        raise ValueError(f"unsupported feature shape {tuple(t.shape)}")
+    elif layout == "last":
+        t = t.permute(2, 0, 1)
     return t[:, :h, :w]
 
 
 def feature_norms(model: nn.Module, lr: torch.Tensor, level: str = "group") -> list[LayerNorms]:
-    """Run ``model`` on LR (1, 3, h, w) and return one :class:`LayerNorms` per body layer."""
+    """Run ``model`` on LR (1, 3, h, w) and return one :class:`LayerNorms` per body layer.
+
+    When a layer's layout is ambiguous (e.g. 48 channels on a 48x48 input), a second forward
+    pass on a slightly larger input tells the channel axis apart.
+    """
     if lr.dim() == 3:
         lr = lr[None]
     h, w = lr.shape[-2:]
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = []
-
-    def hook_for(name):
-        def hook(_module, _inputs, output):
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            outputs[name] = _spatial(out, h, w)
-
-        return hook
-
     layers = body_layers(model, level)
-    try:
-        for name, module in layers:
-            hooks.append(module.register_forward_hook(hook_for(name)))
-        with torch.no_grad():
-            model(lr)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    outputs = _run(model, lr, layers)
+    layouts = {name: _layout(t.shape, h, w, None) for name, t in outputs.items()}
+    if None in layouts.values():
+        bigger = torch.nn.functional.pad(lr, (0, 17, 0, 17), mode="replicate")
+        probes = {n: t.shape for n, t in _run(model, bigger, layers).items()}
+        for name, layout in layouts.items():
+            if layout is None:
+                layouts[name] = _layout(outputs[name].shape, h, w, probes.get(name)) or "first"
     result = []
     for name, _ in layers:
         if name not in outputs:
             continue  # a module that did not run (e.g. unused branch)
-        feat = outputs[name]
+        feat = _spatial(outputs[name], h, w, layouts[name])
         norm = feat.norm(dim=0)
         result.append(
             LayerNorms(name, norm.cpu(), float(norm.max()), float(norm.mean()), feat.shape[0])

@@ -99,8 +99,10 @@ def panels(
     ]
     columns = columns or len(resized)
     rows = -(-len(resized) // columns)
-    cell_w = max(im.width for im in resized)
     font = _font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max(probe.multiline_textbbox((0, 0), c, font=font, spacing=1)[2] for c in captions)
+    cell_w = max(max(im.width for im in resized), text_w + 4)
     text_h = 2 * (font.getbbox("Ag")[3] + 2) if hasattr(font, "getbbox") else 30
     canvas = Image.new(
         "RGB",
