@@ -152,3 +152,15 @@ def test_safetensors_export_reloads_identically(tmp_path):
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True)
     )
+
+
+def test_onnx_scan_traced_at_a_chunk_multiple_still_dynamic(tmp_path):
+    """Traced where L is a multiple of the chunk (no padding needed), run where it is not."""
+    from contrast_sr.ops.scan_chunked import default_chunk
+
+    model = TinyScanSR().eval()
+    side = 8  # L = 64, chunk 4
+    assert (side * side) % default_chunk(side * side) == 0
+    path = tmp_path / "tiny.onnx"
+    export_onnx(model, path, size=side)
+    assert _roundtrip(model, path, 7, 9) <= 1e-4

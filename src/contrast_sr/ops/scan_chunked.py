@@ -85,7 +85,7 @@ def selective_scan_chunked(
     pad = (-L) % T
     dA = delta.unsqueeze(-1) * A  # (b, L, dim, N), <= 0
     x = (delta * u).unsqueeze(-1) * B  # (b, L, dim, N)
-    if pad:
+    if pad or torch.jit.is_tracing():  # keep the pad in traced graphs: L varies there
         dA = F.pad(dA, (0, 0, 0, 0, 0, pad))
         x = F.pad(x, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
