@@ -198,6 +198,7 @@ def test_cli_lam_and_compare_with_bicubic(tmp_path, capsys):
         "-o",
         str(out),
         "--json",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -215,6 +216,7 @@ def test_cli_lam_and_compare_with_bicubic(tmp_path, capsys):
         "-o",
         str(tmp_path / "cmp.png"),
         "--json",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["model"] == "bicubic"
@@ -249,10 +251,12 @@ def test_cli_bench_json_schema(capsys):
         "--repeat",
         "2",
         "--warmup",
-        "1",
+        "0",
         "--device",
         "cpu",
+        "--no-isolate",
         "--json",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -292,6 +296,7 @@ def test_cli_features_json_one_entry_per_layer(tmp_path, capsys, name):
         "-o",
         str(out),
         "--json",
+        capsys=capsys,
     )
     assert proc.returncode == 0, proc.stderr
     layers = json.loads(proc.stdout)["layers"]

@@ -2,11 +2,12 @@
 
 Timing: ``warmup`` untimed steps, then the minimum of ``repeat`` timed steps (the minimum is the
 least disturbed by other load). ``infer`` = forward under ``no_grad``; ``train`` = forward, L1
-loss, backward and an Adam step. Peak memory: on CUDA ``max_memory_allocated`` during the timed
-steps (weights included); on CPU the increase of the peak resident set size over the resident
-size before the first step, read from ``/proc/self/status`` after resetting the peak through
-``/proc/self/clear_refs`` (Linux; ``None`` elsewhere; memory the allocator keeps from an
-earlier model can hide part of the increase, so compare models with ``--isolate``).
+loss, backward and an Adam step. Peak memory: on CUDA ``max_memory_allocated`` over warm-up
+and timed steps (weights included); on CPU the increase of the peak resident set size over the
+resident size before the first warm-up step, read from ``/proc/self/status`` after resetting
+the peak through ``/proc/self/clear_refs`` (Linux; ``None`` elsewhere; memory the allocator
+keeps from an earlier model can hide part of the increase, so the command runs each model in
+its own process on CPU).
 
 FLOPs (one forward at the input size; multiply + add = 2 FLOPs): matmul, linear, convolution,
 and attention through ``torch.utils.flop_counter.FlopCounterMode``, plus the selective scan,
@@ -184,9 +185,7 @@ def bench_model(
                 model(x)
 
     gc.collect()
-    for _ in range(warmup):
-        step()
-    _sync(device)
+    # Memory is measured from before the warm-up: caches filled there count as the step's peak.
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         mem_kind = "cuda_max_allocated"
@@ -194,6 +193,9 @@ def bench_model(
     else:
         mem_kind = "cpu_peak_rss_increase"
         rss0 = _rss_reset()
+    for _ in range(warmup):
+        step()
+    _sync(device)
     times = []
     for _ in range(repeat):
         _sync(device)

@@ -79,7 +79,9 @@ def run(args) -> int:
         heat = figure.upscale_nearest(heat, hr.shape[-2])
         f = heat.width / lr_pil.width
         images.append(
-            figure.draw_box(heat, round(x / s * f), round(y / s * f), round(size / s * f))
+            figure.draw_box(
+                heat, round(x / s * f), round(y / s * f), round(size / s * f), (0, 220, 255), 1
+            )
         )
         captions.append(f"{name}\nDI {res.di:.2f}")
         print(f"{name}: DI {res.di:.2f}", file=sys.stderr)
