@@ -156,11 +156,11 @@ def test_safetensors_export_reloads_identically(tmp_path):
 
 def test_onnx_scan_traced_at_a_chunk_multiple_still_dynamic(tmp_path):
     """Traced where L is a multiple of the chunk (no padding needed), run where it is not."""
-    from contrast_sr.ops.scan_chunked import default_chunk
+    from contrast_sr.ops.scan_chunked import TRACE_CHUNK
 
     model = TinyScanSR().eval()
-    side = 8  # L = 64, chunk 4
-    assert (side * side) % default_chunk(side * side) == 0
+    side = 8  # L = 64
+    assert (side * side) % TRACE_CHUNK == 0
     path = tmp_path / "tiny.onnx"
     export_onnx(model, path, size=side)
     assert _roundtrip(model, path, 7, 9) <= 1e-4

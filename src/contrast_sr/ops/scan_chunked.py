@@ -15,8 +15,9 @@ decay, so the "matmul" is elementwise). Two levels, no Python loop that depends 
 2. the chunk-end states are carried across chunks with the same trick one level up, on the
    chunk totals.
 
-Cost: O(L * T + (L / T)^2) elements per (batch, dim, N) with ``T ~ L^(1/3)`` by default, so it
-is meant for export and moderate sizes (the eager blocked scan is the fast training path).
+Cost: O(L * T + (L / T)^2) elements per (batch, dim, N) with ``T ~ L^(1/3)`` by default (T = 32
+in traced/exported graphs, where one graph serves every size), so it is meant for export and
+moderate sizes, e.g. LR tiles up to about 128x128 (the eager blocked scan is the fast path).
 Requires A <= 0 (as every Mamba layer does: A = -exp(A_log)).
 """
 
@@ -26,6 +27,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+TRACE_CHUNK = 32
 
 
 def default_chunk(length: int) -> int:
@@ -79,7 +82,12 @@ def selective_scan_chunked(
     if groups != dim:
         B = B.repeat_interleave(dim // groups, dim=2)  # (b, L, dim, N)
         C = C.repeat_interleave(dim // groups, dim=2)
-    T = int(chunk) if chunk is not None else default_chunk(int(L))
+    if chunk is not None:
+        T = int(chunk)
+    elif torch.jit.is_tracing():  # one graph for every size: a chunk that suits up to ~128x128
+        T = TRACE_CHUNK
+    else:
+        T = default_chunk(int(L))
 
     # Pad L to a multiple of T with delta = 0 (no decay, no input): the state passes unchanged.
     pad = (-L) % T
