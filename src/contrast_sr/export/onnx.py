@@ -52,17 +52,21 @@ def _trace(model: nn.Module, x: torch.Tensor, path: str, opset: int, dynamic: bo
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings(), traceable_ops(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (x,),
-            path,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["lr"],
-            output_names=["sr"],
-            dynamic_axes={"lr": axes, "sr": axes} if dynamic else None,
-            do_constant_folding=True,
-        )
+        try:
+            torch.onnx.export(
+                model,
+                (x,),
+                path,
+                dynamo=False,
+                opset_version=opset,
+                input_names=["lr"],
+                output_names=["sr"],
+                dynamic_axes={"lr": axes, "sr": axes} if dynamic else None,
+                do_constant_folding=True,
+            )
+        except Exception as exc:  # unsupported operator etc.: one line, not a graph dump
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ContrastError("onnx export", f"tracing failed: {first}") from exc
 
 
 def _max_err(session, model: nn.Module, x: torch.Tensor) -> float:
