@@ -19,7 +19,7 @@ from contrast_sr import __version__
 from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("upscale",)
 
 
 class _Parser(argparse.ArgumentParser):
