@@ -4,4 +4,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "create_model", "list_models", "load_model"]
+
+_LAZY = {"create_model", "list_models", "load_model"}
+
+
+def __getattr__(name: str):
+    """Lazy model-API exports, so ``import contrast_sr`` stays light (no torch import)."""
+    if name in _LAZY:
+        from contrast_sr import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'contrast_sr' has no attribute {name!r}")

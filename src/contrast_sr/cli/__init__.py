@@ -19,7 +19,12 @@ from contrast_sr import __version__
 from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
-COMMAND_MODULES: tuple[str, ...] = ("upscale",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "upscale",
+    "eval",
+    "models",
+    "convert",
+)
 
 
 class _Parser(argparse.ArgumentParser):

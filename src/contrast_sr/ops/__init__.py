@@ -1,1 +1,29 @@
 """Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
+
+from contrast_sr.ops.cross_scan import (
+    cross_merge,
+    cross_merge_channels_last,
+    cross_scan,
+    cross_scan_channels_last,
+)
+from contrast_sr.ops.imresize import imresize
+from contrast_sr.ops.selective_scan import (
+    list_scan_backends,
+    register_scan_backend,
+    scan_backend,
+    selective_scan,
+    selective_scan_channels_last,
+)
+
+__all__ = [
+    "cross_merge",
+    "cross_merge_channels_last",
+    "cross_scan",
+    "cross_scan_channels_last",
+    "imresize",
+    "list_scan_backends",
+    "register_scan_backend",
+    "scan_backend",
+    "selective_scan",
+    "selective_scan_channels_last",
+]

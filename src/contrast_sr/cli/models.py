@@ -1,0 +1,39 @@
+"""``contrast-sr models``: list the registered variants with their parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "models",
+        help="list named model variants with parameter counts",
+        description="List every registered model variant with its parameter count.",
+    )
+    parser.add_argument(
+        "--scale", type=int, default=4, choices=(2, 3, 4), help="upscale factor (default 4)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from contrast_sr.models.registry import VARIANTS, model_info
+
+    rows = []
+    for name, entry in VARIANTS.items():
+        if args.scale in entry.get("scales", (2, 3, 4)):
+            rows.append(model_info(name, args.scale))
+    if args.json:
+        print(json.dumps({"scale": args.scale, "models": rows}))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    out = sys.stdout
+    print(f"{'model':<{width}}  {'params (x' + str(args.scale) + ')':>14}  summary", file=out)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['params']:>14,}  {r['summary']}", file=out)
+    return 0

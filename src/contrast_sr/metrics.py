@@ -1,0 +1,141 @@
+"""PSNR and SSIM exactly as the SR literature computes them (BasicSR / MATLAB protocol).
+
+Inputs are images on the 0..255 scale (uint8 tensors or arrays, or floats already quantised), laid
+out ``(C, H, W)`` or ``(H, W)``; ``C`` is 3 (RGB) or 1 (gray). Everything is computed in float64.
+
+- Y channel: ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1] (BT.601, 16..235).
+  A single-channel image is measured on its own channel (no conversion), as MATLAB evaluations do.
+- ``crop_border`` pixels are removed on every side before measuring (usually the SR scale).
+- PSNR = ``10 log10(255^2 / MSE)`` (``inf`` for identical images).
+- SSIM: 11x11 Gaussian window (sigma 1.5), valid region only, ``C1 = (0.01 * 255)^2``,
+  ``C2 = (0.03 * 255)^2``, mean of the SSIM map (averaged over channels for RGB SSIM).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "calculate_psnr",
+    "calculate_psnr_y",
+    "calculate_ssim",
+    "calculate_ssim_y",
+    "gaussian_window",
+    "rgb_to_y",
+]
+
+_Y_WEIGHTS = (65.481, 128.553, 24.966)
+C1 = (0.01 * 255) ** 2
+C2 = (0.03 * 255) ** 2
+
+
+def _as_chw64(img) -> np.ndarray:
+    """``(H, W)`` / ``(C, H, W)`` tensor or array -> float64 array ``(C, H, W)``."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu().numpy()
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"expected an image (C, H, W) or (H, W), got shape {a.shape}")
+    return a
+
+
+def _crop(a: np.ndarray, crop_border: int) -> np.ndarray:
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    if crop_border == 0:
+        return a
+    return a[:, crop_border:-crop_border, crop_border:-crop_border]
+
+
+def _pair(img1, img2, crop_border: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _as_chw64(img1), _as_chw64(img2)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    a, b = _crop(a, crop_border), _crop(b, crop_border)
+    if a.shape[-1] < 1 or a.shape[-2] < 1:
+        raise ValueError(f"nothing left after cropping {crop_border} pixels from each side")
+    return a, b
+
+
+def rgb_to_y(img) -> np.ndarray:
+    """Y of BT.601 YCbCr on the 0..255 scale, float64 ``(1, H, W)``.
+
+    ``img`` is RGB on 0..255 ``(3, H, W)``; a single-channel image is returned unchanged
+    (as float64), so gray images are measured on their own channel.
+    """
+    a = _as_chw64(img)
+    if a.shape[0] == 1:
+        return a
+    if a.shape[0] != 3:
+        raise ValueError(f"rgb_to_y expects 1 or 3 channels, got {a.shape[0]}")
+    rgb = a / 255.0
+    y = 16.0 + _Y_WEIGHTS[0] * rgb[0] + _Y_WEIGHTS[1] * rgb[1] + _Y_WEIGHTS[2] * rgb[2]
+    return y[None]
+
+
+def calculate_psnr(img1, img2, crop_border: int = 0) -> float:
+    """PSNR over all channels (RGB PSNR for RGB input), 0..255 scale, float64."""
+    a, b = _pair(img1, img2, crop_border)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0:
+        return math.inf
+    return 10.0 * math.log10(255.0**2 / mse)
+
+
+def calculate_psnr_y(img1, img2, crop_border: int = 0) -> float:
+    """PSNR on the Y channel (gray images: on their own channel)."""
+    return calculate_psnr(rgb_to_y(img1), rgb_to_y(img2), crop_border)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """Normalised 1-D Gaussian (as ``cv2.getGaussianKernel(size, sigma)``), float64 ``(size,)``.
+
+    The SSIM window is its outer product with itself.
+    """
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable filter, valid region: ``(N, H, W)`` -> ``(N, H-k+1, W-k+1)`` (``k = len(g)``)."""
+    k = len(g)
+    h, w = x.shape[-2:]
+    rows = g[0] * x[:, : h - k + 1]
+    for i in range(1, k):
+        rows += g[i] * x[:, i : h - k + 1 + i]
+    out = g[0] * rows[:, :, : w - k + 1]
+    for i in range(1, k):
+        out += g[i] * rows[:, :, i : w - k + 1 + i]
+    return out
+
+
+def _ssim_channels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel SSIM of ``(C, H, W)`` float64 images on the 0..255 scale -> ``(C,)``."""
+    if a.shape[-1] < 11 or a.shape[-2] < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels, got {a.shape[-2:]}")
+    c = a.shape[0]
+    stats = _filter_valid(np.concatenate([a, b, a * a, b * b, a * b]), gaussian_window(11, 1.5))
+    mu1, mu2, s11, s22, s12 = (stats[i * c : (i + 1) * c] for i in range(5))
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    sigma1_sq, sigma2_sq, sigma12 = s11 - mu1_sq, s22 - mu2_sq, s12 - mu12
+    ssim_map = ((2 * mu12 + C1) * (2 * sigma12 + C2)) / (
+        (mu1_sq + mu2_sq + C1) * (sigma1_sq + sigma2_sq + C2)
+    )
+    return ssim_map.mean(axis=(-2, -1))
+
+
+def calculate_ssim(img1, img2, crop_border: int = 0) -> float:
+    """SSIM averaged over channels, 0..255 scale, float64."""
+    a, b = _pair(img1, img2, crop_border)
+    return float(_ssim_channels(a, b).mean())
+
+
+def calculate_ssim_y(img1, img2, crop_border: int = 0) -> float:
+    """SSIM on the Y channel (gray images: on their own channel)."""
+    return calculate_ssim(rgb_to_y(img1), rgb_to_y(img2), crop_border)

@@ -1,0 +1,124 @@
+"""Feed-forward variants. Every FFN maps channels-last (B, H, W, C) -> (B, H, W, C).
+
+Hidden width is ``mlp_ratio * C`` (2C in every original config). ``dw_padding`` selects the
+padding of the depthwise 3x3 convs: ``"zeros"`` (original) or ``"reflect"`` (v1 option).
+
+| name            | structure                                                  | parameters   |
+|-----------------|------------------------------------------------------------|--------------|
+| mlp             | Linear C->2C, GELU, Linear 2C->C                           | 4C² + 3C     |
+| sgfn            | Linear C->2C, GELU, a ⊙ DW(LN(b)), Linear C->C  (DAT)      | 3C² + 15C    |
+| gcffn           | 1x1 C->4C, x1 ⊙ GELU(DW(x2)), 1x1 2C->C  (GEGLU)           | 6C² + 25C    |
+| gcffn_grouped   | gcffn with a groups=2 first 1x1 conv                       | 4C² + 25C    |
+| convffn         | 1x1 C->2C, x + DW(x), GELU, 1x1 2C->C  ("no_gated")        | 4C² + 23C    |
+| convffn_plain   | 1x1 C->2C, GELU, 1x1 2C->C                                 | 4C² + 3C     |
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _to_nchw(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 3, 1, 2)
+
+
+def _to_nhwc(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1)
+
+
+def _dwconv(channels: int, padding_mode: str) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, padding_mode=padding_mode)
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> Linear (per token)."""
+
+    def __init__(self, dim: int, hidden: int, **_: object) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SpatialGate(nn.Module):
+    """DAT spatial gate: (a, b) -> a * DWConv(LN(b)); input (B, H, W, 2C') -> (B, H, W, C')."""
+
+    def __init__(self, dim: int, padding_mode: str = "zeros") -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.conv = _dwconv(dim, padding_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=-1)
+        return a * _to_nhwc(self.conv(_to_nchw(self.norm(b))))
+
+
+class SGFN(nn.Module):
+    """Spatial-gate FFN of the final Contrast model (fc1, GELU, spatial gate, fc2)."""
+
+    def __init__(self, dim: int, hidden: int, dw_padding: str = "zeros", **_: object) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.sg = SpatialGate(hidden // 2, dw_padding)
+        self.fc2 = nn.Linear(hidden // 2, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.sg(self.act(self.fc1(x))))
+
+
+class GatedConvFFN(nn.Module):
+    """GEGLU conv FFN: 1x1 C->2H, split (x1, x2), x1 * GELU(DWConv(x2)), 1x1 H->C."""
+
+    def __init__(
+        self, dim: int, hidden: int, dw_padding: str = "zeros", fc1_groups: int = 1, **_: object
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, 2 * hidden, 1, groups=fc1_groups)
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.dwconv = _dwconv(hidden, dw_padding)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = self.fc1(_to_nchw(x)).chunk(2, dim=1)
+        return _to_nhwc(self.fc2(x1 * self.act(self.dwconv(x2))))
+
+
+class ConvFFN(nn.Module):
+    """Conv FFN: 1x1 C->H, x + DWConv(x) (if ``dw``), GELU, 1x1 H->C."""
+
+    def __init__(
+        self, dim: int, hidden: int, dw_padding: str = "zeros", dw: bool = True, **_: object
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+        self.dwconv = _dwconv(hidden, dw_padding) if dw else None
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(_to_nchw(x))
+        if self.dwconv is not None:
+            x = x + self.dwconv(x)
+        return _to_nhwc(self.fc2(self.act(x)))
+
+
+FFNS = {
+    "mlp": Mlp,
+    "sgfn": SGFN,
+    "gcffn": GatedConvFFN,
+    "gcffn_grouped": lambda dim, hidden, **kw: GatedConvFFN(dim, hidden, fc1_groups=2, **kw),
+    "convffn": ConvFFN,
+    "convffn_plain": lambda dim, hidden, **kw: ConvFFN(dim, hidden, dw=False, **kw),
+}
+
+
+def build_ffn(kind: str, dim: int, mlp_ratio: float = 2.0, dw_padding: str = "zeros") -> nn.Module:
+    """FFN of type ``kind`` (see the table above) with hidden width ``int(dim * mlp_ratio)``."""
+    if kind not in FFNS:
+        raise ValueError(f"unknown ffn {kind!r}; choose from {sorted(FFNS)}")
+    return FFNS[kind](dim, int(dim * mlp_ratio), dw_padding=dw_padding)

@@ -1,0 +1,112 @@
+"""OCAB: HAT's overlapping cross-attention block, with learned / no / dynamic position bias."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from contrast_sr.models.blocks.attention import window_attention
+from contrast_sr.models.blocks.ffn import build_ffn
+from contrast_sr.models.blocks.windows import (
+    relative_position_index_oca,
+    window_partition,
+    window_reverse,
+)
+
+
+def relative_coords_table(m: int) -> torch.Tensor:
+    """(1, 2m-1, 2m-1, 2) log-spaced offset grid fed to the dynamic position-bias MLP."""
+    r = torch.arange(-(m - 1), m, dtype=torch.float32)
+    table = torch.stack(torch.meshgrid(r, r, indexing="ij")).permute(1, 2, 0).unsqueeze(0)
+    table = table / (m - 1) * 8
+    return torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+
+
+class DynamicPosBias(nn.Module):
+    """CrossFormer-style bias MLP (non-residual): Linear(2,p), 3x [LN, ReLU, Linear]."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        p = dim // 4
+        self.pos_proj = nn.Linear(2, p)
+        self.pos1 = nn.Sequential(nn.LayerNorm(p), nn.ReLU(inplace=True), nn.Linear(p, p))
+        self.pos2 = nn.Sequential(nn.LayerNorm(p), nn.ReLU(inplace=True), nn.Linear(p, p))
+        self.pos3 = nn.Sequential(nn.LayerNorm(p), nn.ReLU(inplace=True), nn.Linear(p, num_heads))
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return self.pos3(self.pos2(self.pos1(self.pos_proj(coords))))
+
+
+class OCAB(nn.Module):
+    """Overlapping cross-attention + FFN on a channels-last map (B, H, W, C) -> (B, H, W, C).
+
+    Queries come from non-overlapping ws x ws windows, keys/values from the zero-padded
+    ows x ows window centred on each (ows = ws + floor(ws * overlap_ratio)); the padded
+    positions are not masked (as in HAT). ``bias``: ``"table"`` (learned (T, heads) table),
+    ``"none"``, or ``"dynamic"`` (MLP over a coordinate table), all indexed with HAT's
+    wrapping index so original weights load bit-exactly. Parameters: 4C² + 8C + FFN + bias.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        overlap_ratio: float = 0.5,
+        bias: str = "none",
+        ffn: str = "mlp",
+        mlp_ratio: float = 2.0,
+        dw_padding: str = "zeros",
+        impl: str = "sdpa",
+        clip: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        if bias not in ("table", "none", "dynamic"):
+            raise ValueError(f"unknown OCAB bias {bias!r}")
+        self.dim, self.num_heads, self.ws = dim, num_heads, window_size
+        self.ows = window_size + int(overlap_ratio * window_size)
+        self.bias_kind, self.impl, self.clip = bias, impl, clip
+        span = window_size + self.ows - 1  # table side; T = span²
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = build_ffn(ffn, dim, mlp_ratio, dw_padding)
+        if bias == "table":
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(span * span, num_heads))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        elif bias == "dynamic":
+            self.cpb_mlp = DynamicPosBias(dim, num_heads)
+            table = relative_coords_table((window_size + self.ows) // 2)
+            self.register_buffer("relative_coords_table", table, persistent=False)
+        if bias != "none":
+            index = relative_position_index_oca(window_size, self.ows)
+            self.register_buffer("relative_position_index", index, persistent=False)
+
+    def position_bias(self) -> torch.Tensor | None:
+        """(heads, ws², ows²) additive bias, or None."""
+        if self.bias_kind == "none":
+            return None
+        if self.bias_kind == "table":
+            table = self.relative_position_bias_table
+        else:
+            table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+        bias = table[self.relative_position_index.view(-1)]
+        return bias.view(self.ws * self.ws, self.ows * self.ows, -1).permute(2, 0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws, ows, nh = self.ws, self.ows, self.num_heads
+        d = c // nh
+        shortcut = x
+        qkv = self.qkv(self.norm1(x))
+        q = window_partition(qkv[..., :c], ws)  # (B, nW, ws², C)
+        nw = q.shape[1]
+        q = q.view(b, nw, ws * ws, nh, d).transpose(2, 3)
+        kv = F.unfold(qkv[..., c:].permute(0, 3, 1, 2), ows, stride=ws, padding=(ows - ws) // 2)
+        kv = kv.view(b, 2, nh, d, ows * ows, nw).permute(1, 0, 5, 2, 4, 3)  # (2, B, nW, h, m, d)
+        out = window_attention(q, kv[0], kv[1], self.position_bias(), self.impl, self.clip)
+        out = out.transpose(2, 3).reshape(b, nw, ws * ws, c)
+        x = self.proj(window_reverse(out, ws, h, w)) + shortcut
+        return x + self.mlp(self.norm2(x))

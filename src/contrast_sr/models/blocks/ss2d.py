@@ -1,0 +1,93 @@
+"""SS2D: VMamba-v2 2-D selective scan, configured as in Contrast ("v05_noz", GELU, "v2" init).
+
+Channels-last throughout: the cross-scan builds (B, L, 4, C) sequences directly, the per-direction
+projections are block-diagonal matmuls on those rows, and the scan runs on (B, L, 4C) with the
+four directions folded into the channel axis (row k*C + c, matching ``A_logs`` / ``Ds``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+try:
+    from contrast_sr.ops import (
+        cross_merge_channels_last,
+        cross_scan_channels_last,
+        selective_scan_channels_last,
+    )
+except ImportError:  # pragma: no cover - until the scan ops land
+    from contrast_sr.models.blocks._scan_fallback import (
+        cross_merge_channels_last,
+        cross_scan_channels_last,
+        selective_scan_channels_last,
+    )
+
+K = 4  # scan directions: row-major, column-major, and both reversed
+
+
+class SS2D(nn.Module):
+    """2-D selective scan. (B, H, W, C) -> (B, H, W, C).
+
+    in_proj (no bias) -> depthwise 3x3 conv -> GELU -> cross-scan (4 directions) -> per
+    direction x_proj (dt rank R, B, C) and dt_proj -> selective scan (N = ``d_state``) ->
+    cross-merge (sum) -> LayerNorm -> out_proj (no bias). Parameters: 2C² + 8CR + 32C for N=1.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        d_state: int = 1,
+        ssm_ratio: float = 1.0,
+        dt_rank: int | str = "auto",
+        d_conv: int = 3,
+        conv_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        d_inner = int(ssm_ratio * dim)
+        rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
+        self.d_inner, self.d_state, self.dt_rank = d_inner, int(d_state), rank
+        n = self.d_state
+        self.in_proj = nn.Linear(dim, d_inner, bias=False)
+        self.conv2d = nn.Conv2d(
+            d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=conv_bias
+        )
+        self.act = nn.GELU()
+        bound = d_inner**-0.5  # nn.Linear default init of each stacked projection
+        self.x_proj_weight = nn.Parameter(
+            torch.empty(K, rank + 2 * n, d_inner).uniform_(-bound, bound)
+        )
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, d_inner, rank).uniform_(0.0, 0.1))
+        self.dt_projs_bias = nn.Parameter(torch.empty(K, d_inner).uniform_(0.0, 0.1))
+        self.A_logs = nn.Parameter(torch.zeros(K * d_inner, n))  # "v2" init: A = -1
+        self.Ds = nn.Parameter(torch.ones(K * d_inner))
+        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        x = self.in_proj(x)
+        x = self.act(self.conv2d(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        xs = cross_scan_channels_last(x)  # (B, L, 4, D)
+        seq = xs.reshape(b, h * w, K * self.d_inner)
+        # per-direction projections as one block-diagonal matmul on channels-last rows
+        x_dbl = seq @ torch.block_diag(*self.x_proj_weight.transpose(1, 2))  # (B, L, 4(R+2N))
+        x_dbl = x_dbl.view(b, h * w, K, self.dt_rank + 2 * self.d_state)
+        dt_low, bs, cs = x_dbl.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dts = dt_low.reshape(b, h * w, K * self.dt_rank) @ torch.block_diag(
+            *self.dt_projs_weight.transpose(1, 2)
+        )  # (B, L, 4D)
+        y = selective_scan_channels_last(
+            seq,
+            dts,
+            -torch.exp(self.A_logs.float()),
+            bs.contiguous(),
+            cs.contiguous(),
+            self.Ds.float(),
+            delta_bias=self.dt_projs_bias.reshape(-1).float(),
+            delta_softplus=True,
+        )
+        y = cross_merge_channels_last(y.view(b, h * w, K, self.d_inner), h, w)
+        return self.out_proj(self.out_norm(y))

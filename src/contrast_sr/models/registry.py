@@ -1,0 +1,223 @@
+"""Named variants: each is a configuration of :class:`ContrastSR`, never a separate class.
+
+``VARIANTS[name]`` holds the options that differ from ``DEFAULT_CONFIG``, an optional
+``per_scale`` dict of scale-specific overrides, the scales it supports and a one-line summary.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from contrast_sr.models.contrast import ContrastSR, count_parameters, resolve_config
+
+# shared option sets of the original families
+_BASELINE = {
+    "dim": 48,
+    "depths": [6, 6, 6],
+    "cab": True,
+    "ocab_bias": "table",
+    "upsample_features": 48,
+}
+_FINAL = {"ffn": "sgfn", "ocab_bias": "dynamic", "final_norm": False}
+_V4 = {
+    "ffn": "gcffn",
+    "final_norm": False,
+    "upsampler": "pixelshuffle",
+    "dim": 120,
+    "depths": [6] * 6,
+}
+_ANY = (2, 3, 4)
+
+VARIANTS: dict[str, dict] = {
+    # ---- light models of the research notes (x4 counts pinned in tests) ----
+    "baseline": {
+        "summary": "HAT with all (S)W-MSA replaced by SS2D; CAB, OCAB with learned bias (745,572)",
+        "config": _BASELINE,
+    },
+    "baseline_no_pe": {
+        "summary": "baseline without OCAB position bias (718,194)",
+        "config": {**_BASELINE, "ocab_bias": "none"},
+    },
+    "baseline_no_pe_no_cab": {
+        "summary": "no position bias, no CAB, spent on width/depth: C 54, 4x6 (764,202)",
+        "config": {"dim": 54, "depths": [6] * 4, "upsample_features": 48},
+    },
+    "mamba": {
+        "summary": "pure Mamba: SS2D blocks only, no attention at all, C 60 (759,108)",
+        "config": {"dim": 60, "depths": [5, 5, 6, 6], "ocab": False, "upsample_features": 96},
+    },
+    "hat_light": {
+        "summary": "HAT-light comparison model: window attention + CAB, OCAB (771,099)",
+        "config": {
+            **_BASELINE,
+            "depths": [5, 5, 5],
+            "block_pattern": ["attn"],
+            "mean_norm": False,
+        },
+    },
+    "contrast_light": {
+        "summary": "final Contrast, light: SGFN, dynamic-bias OCAB, no final norm (430,710)",
+        "config": _FINAL,
+    },
+    # ---- v1 hybrids: real window self-attention back in, ratio = block_pattern ----
+    "contrast_v1_light": {
+        "summary": "v1 hybrid light: 5 SS2D : 1 window attention per group, then OCAB",
+        "config": {**_FINAL, "block_pattern": ["ss2d"] * 5 + ["attn"]},
+    },
+    "contrast_v1_clip_light": {
+        "summary": "contrast_v1_light with clipped softmax in all attention",
+        "config": {**_FINAL, "block_pattern": ["ss2d"] * 5 + ["attn"], "clipped_softmax": True},
+    },
+    "contrast_v1_edge_light": {
+        "summary": "contrast_v1_light + edge-correction convs + reflect-padded depthwise convs",
+        "config": {
+            **_FINAL,
+            "block_pattern": ["ss2d"] * 5 + ["attn"],
+            "edge_conv": True,
+            "dw_padding": "reflect",
+        },
+    },
+    # ---- full-size final models ----
+    "contrast_s": {
+        "summary": "Contrast-S: C 150, 6x6, window 16, pixelshuffle (7.55M at x4)",
+        "config": {**_FINAL, "dim": 150, "depths": [6] * 6, "upsampler": "pixelshuffle"},
+    },
+    "contrast": {
+        "summary": "Contrast: C 210, 6x6, window 32 (x2: C 180, 8x6) (14.29M at x4)",
+        "config": {
+            **_FINAL,
+            "dim": 210,
+            "depths": [6] * 6,
+            "window_size": 32,
+            "upsampler": "pixelshuffle",
+        },
+        "per_scale": {2: {"dim": 180, "depths": [6] * 8}},
+    },
+    "contrast_l": {
+        "summary": "Contrast-L: C 600, 8x6, window 32 (147.1M at x4)",
+        "config": {
+            **_FINAL,
+            "dim": 600,
+            "depths": [6] * 8,
+            "window_size": 32,
+            "upsampler": "pixelshuffle",
+        },
+    },
+    # ---- FFN / head ablations ----
+    "gated_convffn_light": {
+        "summary": "no PE/CAB, gated conv FFN (GEGLU), no final norm: C 54, 4x6 (960,654)",
+        "config": {
+            "dim": 54,
+            "depths": [6] * 4,
+            "ffn": "gcffn",
+            "final_norm": False,
+            "upsample_features": 48,
+        },
+    },
+    "gated_convffn_no_gated_light": {
+        "summary": "as gated_convffn_light, but conv FFN without gate, with final norm (794,442)",
+        "config": {"dim": 54, "depths": [6] * 4, "ffn": "convffn", "upsample_features": 48},
+    },
+    "baseline_v3_light": {
+        "summary": "GCFFN with grouped fc1, no final norm: C 48, 4x6 (635,904)",
+        "config": {"dim": 48, "depths": [6] * 4, "ffn": "gcffn_grouped", "final_norm": False},
+    },
+    "baseline_v2": {
+        "summary": "v2: C 180, 8x6, GCFFN, PixelShuffle-conv-PixelShuffle head, x4 only (19.07M)",
+        "config": {
+            "dim": 180,
+            "depths": [6] * 8,
+            "ffn": "gcffn",
+            "final_norm": False,
+            "upsampler": "pixelshuffle_v2",
+        },
+        "scales": (4,),
+    },
+    "baseline_v4": {
+        "summary": "v4: C 180, 8x6, GCFFN, final norm, no LeakyReLU (19.47M)",
+        "config": {
+            **_V4,
+            "dim": 180,
+            "depths": [6] * 8,
+            "final_norm": True,
+            "leaky_relu": False,
+        },
+    },
+    "baseline_v4_norm": {
+        "summary": "v4 ablation: C 120, 6x6, GCFFN, with final norm (6,853,179)",
+        "config": {**_V4, "final_norm": True},
+    },
+    "baseline_v4_no_norm": {
+        "summary": "v4 ablation: as v4_norm without the final norm (6,852,939)",
+        "config": _V4,
+    },
+    "baseline_v4_no_norm_no_leaky_relu": {
+        "summary": "v4 ablation: no final norm, no LeakyReLU (6,852,939)",
+        "config": {**_V4, "leaky_relu": False},
+    },
+    "baseline_v4_no_norm_psd": {
+        "summary": "v4 ablation: no final norm, pixelshuffledirect head (6,538,488)",
+        "config": {**_V4, "upsampler": "pixelshuffledirect"},
+    },
+    "baseline_v4_no_gcffn": {
+        "summary": "v4 ablation: plain conv FFN instead of GCFFN, C 114, 8x6 (6,568,245)",
+        "config": {**_V4, "dim": 114, "depths": [6] * 8, "ffn": "convffn_plain"},
+    },
+}
+
+ALIASES = {"mamba_pure": "mamba", "contrast_final_light": "contrast_light"}
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def list_models() -> list[str]:
+    """Names of all registered variants."""
+    return list(VARIANTS)
+
+
+def variant_config(name: str, scale: int = 4, **overrides) -> dict:
+    """Resolved configuration of variant ``name`` at ``scale`` (+ overrides)."""
+    from contrast_sr.errors import UsageError
+
+    key = canonical_name(name)
+    if key not in VARIANTS:
+        raise UsageError(f"unknown model {name!r}", f"choose from {', '.join(VARIANTS)}")
+    entry = VARIANTS[key]
+    if int(scale) not in entry.get("scales", _ANY):
+        raise UsageError(
+            f"model {key!r}", f"scale {scale} not supported (supports {entry.get('scales', _ANY)})"
+        )
+    cfg = copy.deepcopy(entry["config"])
+    cfg.update(copy.deepcopy(entry.get("per_scale", {}).get(int(scale), {})))
+    try:
+        return resolve_config(cfg, **overrides)
+    except ValueError as exc:
+        raise UsageError(f"model {key!r}", str(exc)) from None
+
+
+def create_model(name: str, scale: int = 4, **overrides) -> ContrastSR:
+    """Build variant ``name`` for ``scale`` (2, 3 or 4), with option overrides.
+
+    Example: ``create_model("contrast_light", block_pattern=["ss2d"] * 3 + ["attn"])``.
+    """
+    cfg = variant_config(name, scale, **overrides)
+    return ContrastSR(scale=int(scale), variant=canonical_name(name), **cfg)
+
+
+def model_info(name: str, scale: int = 4) -> dict:
+    """Name, summary, supported scales and parameter count (built on the meta device)."""
+    import torch
+
+    key = canonical_name(name)
+    with torch.device("meta"):
+        params = count_parameters(create_model(key, scale))
+    entry = VARIANTS[key]
+    return {
+        "name": key,
+        "scale": scale,
+        "params": params,
+        "scales": list(entry.get("scales", _ANY)),
+        "summary": entry["summary"],
+    }

@@ -1,0 +1,165 @@
+"""SS2D's four scan orders over an image's tokens, and their merge.
+
+Direction k visits the h*w tokens (row-major index i*w + j) in the order ``perm_k``:
+0 row-major, 1 column-major, 2 reversed row-major, 3 reversed column-major.
+
+* Channel-major (VMamba layout): :func:`cross_scan` (b, c, h, w) -> (b, 4, c, h*w) and
+  :func:`cross_merge` (b, 4, c, h*w) -> (b, c, h*w).
+* Channels-last (the fast scan's layout): :func:`cross_scan_channels_last`
+  (b, h, w, c) -> (b, L, 4, c) where ``y[:, t, k] = x_flat[:, perm_k[t]]``, and
+  :func:`cross_merge_channels_last` (b, L, 4, c) -> (b, h, w, c), the sum over k of each
+  direction mapped back to row-major. (b, L, 4, c) viewed as (b, L, 4*c) is exactly the
+  selective scan's input with groups = 4.
+
+Scan and merge are each other's adjoint, so each backward is one call of the other (one gather
+pass), never an autograd graph of flips and transposes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_PERM_CACHE: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def cross_permutations(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(4, h*w) int64: row k lists the row-major token index visited at each step of direction k."""
+    rows = torch.arange(h * w, device=device)
+    cols = rows.view(h, w).t().reshape(-1)
+    return torch.stack([rows, cols, rows.flip(0), cols.flip(0)])
+
+
+def _tables(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached gather tables: scan (L*4,) into x (b, L, c); merge (L*4,) into y (b, L*4, c)."""
+    key = (h, w, str(device))
+    if key not in _PERM_CACHE:
+        perm = cross_permutations(h, w, device)  # (4, L)
+        L = h * w
+        inv = torch.empty_like(perm)
+        inv.scatter_(1, perm, torch.arange(L, device=device).expand(4, L).contiguous())
+        # scan: y.view(b, L*4, c)[t*4 + k] = x_flat[perm[k, t]]
+        scan_idx = perm.t().reshape(-1).contiguous()
+        # merge: x[s] = sum_k y.view(b, L*4, c)[inv[k, s]*4 + k]
+        merge_idx = (inv * 4 + torch.arange(4, device=device)[:, None]).t().reshape(-1)
+        if len(_PERM_CACHE) > 64:
+            _PERM_CACHE.clear()
+        _PERM_CACHE[key] = (scan_idx, merge_idx.contiguous())
+    return _PERM_CACHE[key]
+
+
+# ----------------------------------------------------------------------------- channel-major
+
+
+def _scan_cm(x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    L = h * w
+    y = x.new_empty(b, 4, c, L)
+    y[:, 0] = x.reshape(b, c, L)
+    y[:, 1].view(b, c, w, h).copy_(x.transpose(2, 3))
+    y[:, 2:] = y[:, :2].flip(-1)
+    return y
+
+
+def _merge_cm(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    b, _, c, _L = y.shape
+    y = y[:, :2] + y[:, 2:].flip(-1)
+    out = y[:, 0].clone()
+    out.view(b, c, h, w).add_(y[:, 1].reshape(b, c, w, h).transpose(2, 3))
+    return out
+
+
+class _CrossScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.hw = x.shape[2:]
+        return _scan_cm(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        h, w = ctx.hw
+        return _merge_cm(gy, h, w).view(gy.shape[0], gy.shape[2], h, w)
+
+
+class _CrossMerge(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, h, w):
+        ctx.hw = (h, w)
+        return _merge_cm(y, h, w)
+
+    @staticmethod
+    def backward(ctx, gx):
+        h, w = ctx.hw
+        return _scan_cm(gx.reshape(gx.shape[0], gx.shape[1], h, w)), None, None
+
+
+def cross_scan(x: torch.Tensor) -> torch.Tensor:
+    """(b, c, h, w) -> (b, 4, c, h*w): row-major, column-major, and both reversed."""
+    if x.dim() != 4:
+        raise ValueError(f"cross_scan expects (b, c, h, w), got {tuple(x.shape)}")
+    return _CrossScan.apply(x)
+
+
+def cross_merge(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(b, 4, c, h*w) -> (b, c, h*w): undo each direction's order and sum the four."""
+    if y.dim() != 4 or y.shape[1] != 4 or y.shape[3] != h * w:
+        raise ValueError(f"cross_merge expects (b, 4, c, {h}*{w}), got {tuple(y.shape)}")
+    return _CrossMerge.apply(y, h, w)
+
+
+# ----------------------------------------------------------------------------- channels-last
+
+
+def _scan_cl(x: torch.Tensor) -> torch.Tensor:
+    b, h, w, c = x.shape
+    L = h * w
+    scan_idx, _ = _tables(h, w, x.device)
+    return x.reshape(b, L, c).index_select(1, scan_idx).view(b, L, 4, c)
+
+
+def _merge_cl(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    b, L, _, c = y.shape
+    _, merge_idx = _tables(h, w, y.device)
+    g = y.reshape(b, L * 4, c).index_select(1, merge_idx).view(b, L, 4, c)
+    return g.sum(2).view(b, h, w, c)
+
+
+class _CrossScanCL(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.hw = x.shape[1:3]
+        return _scan_cl(x)
+
+    @staticmethod
+    def backward(ctx, gy):
+        h, w = ctx.hw
+        return _merge_cl(gy, h, w)
+
+
+class _CrossMergeCL(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, h, w):
+        ctx.hw = (h, w)
+        return _merge_cl(y, h, w)
+
+    @staticmethod
+    def backward(ctx, gx):
+        return _scan_cl(gx), None, None
+
+
+def cross_scan_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """(b, h, w, c) -> (b, L, 4, c) with ``y[:, t, k] = x_flat[:, perm_k[t]]`` (one gather)."""
+    if x.dim() != 4:
+        raise ValueError(f"cross_scan_channels_last expects (b, h, w, c), got {tuple(x.shape)}")
+    return _CrossScanCL.apply(x)
+
+
+def cross_merge_channels_last(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(b, L, 4, c) -> (b, h, w, c): sum over the 4 directions, each mapped back to row-major.
+    Also accepts (b, L, 4*c)."""
+    if y.dim() == 3 and y.shape[2] % 4 == 0:
+        y = y.reshape(y.shape[0], y.shape[1], 4, y.shape[2] // 4)
+    if y.dim() != 4 or y.shape[2] != 4 or y.shape[1] != h * w:
+        raise ValueError(
+            f"cross_merge_channels_last expects (b, {h}*{w}, 4, c), got {tuple(y.shape)}"
+        )
+    return _CrossMergeCL.apply(y, h, w)
