@@ -11,7 +11,7 @@ from torch import nn
 from contrast_sr.errors import ContrastError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-DEFAULT_MODEL_NAME = "contrast_default"
+DEFAULT_MODEL_NAME = "contrast_tiny"
 
 
 def default_weights(scale: int = 4) -> Path:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contrast_sr.errors import InputError, UsageError
+from contrast_sr.io import IMAGE_EXTENSIONS, list_images
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 _GLOB_CHARS = set("*?[")
 
 
@@ -24,12 +24,6 @@ _GLOB_CHARS = set("*?[")
 class Job:
     source: Path
     target: Path
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
 
 
 def collect_inputs(specs: list[str]) -> list[Path]:
@@ -40,7 +34,7 @@ def collect_inputs(specs: list[str]) -> list[Path]:
         if path.is_file():
             found = [path]
         elif path.is_dir():
-            found = _images_in(path)
+            found = list_images(path)
             if not found:
                 raise InputError(
                     spec, "folder has no image files (" + ", ".join(IMAGE_EXTENSIONS) + ")"
@@ -49,7 +43,7 @@ def collect_inputs(specs: list[str]) -> list[Path]:
             found = []
             for match in sorted(glob.glob(spec, recursive=True)):
                 m = Path(match)
-                found.extend(_images_in(m) if m.is_dir() else [m] if m.is_file() else [])
+                found.extend(list_images(m) if m.is_dir() else [m] if m.is_file() else [])
             if not found:
                 raise InputError(spec, "pattern matches no files")
         elif path.exists():
