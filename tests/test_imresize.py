@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_cubic_kernel_values():
     assert cubic(t).tolist() == pytest.approx(expected, abs=1e-15)
 
 
-def test_upscale_two_pixels_by_two_hand_derived():
+def test_upscale_two_pixels_by_two_hand_derived(path):
     # u = x/2 + 1/4 -> taps weighted by cubic(0.25)=0.8671875, cubic(0.75)=0.2265625, ...
     # with symmetric padding [b a | a b | b a]: MATLAB imresize([0 1], 2) along one axis.
     x = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
@@ -67,7 +68,7 @@ def test_upscale_two_pixels_by_two_hand_derived():
     assert out[0].tolist() == pytest.approx([-0.09375, 0.203125, 0.796875, 1.09375], abs=1e-15)
 
 
-def test_downscale_ramp_interior_is_exact():
+def test_downscale_ramp_interior_is_exact(path):
     # The (widened) cubic kernel reproduces linear functions: away from the borders, halving a
     # ramp 1..16 samples it at u = 2x - 0.5.
     x = torch.arange(1, 17, dtype=torch.float64)[None, :]
@@ -86,8 +87,16 @@ def test_downscale_impulse_matches_widened_kernel():
     assert out[3].item() == pytest.approx(w[taps == 14][0] / w.sum(), abs=1e-15)
 
 
+@pytest.fixture(params=["dense", "banded"])
+def path(request, monkeypatch):
+    """Run a test through the dense-matrix path and through the banded-gather path."""
+    mod = importlib.import_module("contrast_sr.ops.imresize")  # the package re-exports the function
+    monkeypatch.setattr(mod, "DENSE_LIMIT", 1 << 40 if request.param == "dense" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4, 1 / 2, 1 / 3, 1 / 4, 1.5, 0.7])
-def test_matches_loop_reference(scale):
+def test_matches_loop_reference(scale, path):
     rng = np.random.default_rng(0)
     img = rng.random((13, 11))
     expected = _resize_2d_loop(img, scale)
@@ -96,14 +105,14 @@ def test_matches_loop_reference(scale):
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
-def test_tiny_inputs_2x2_and_4x4_upscale():
+def test_tiny_inputs_2x2_and_4x4_upscale(path):
     for n in (2, 4):
         img = np.arange(n * n, dtype=np.float64).reshape(n, n) / (n * n)
         got = imresize(torch.from_numpy(img), scale=2).numpy()
         np.testing.assert_allclose(got, _resize_2d_loop(img, 2), atol=1e-12)
 
 
-def test_batched_shapes_dtype_and_consistency():
+def test_batched_shapes_dtype_and_consistency(path):
     x = torch.rand(2, 3, 10, 12)
     out = imresize(x, scale=1 / 2)
     assert out.shape == (2, 3, 5, 6) and out.dtype == torch.float32
@@ -125,3 +134,15 @@ def test_bad_arguments():
         imresize(torch.rand(4, 4), scale=-1)
     with pytest.raises(TypeError):
         imresize(torch.zeros(4, 4, dtype=torch.uint8), scale=2)
+
+
+def test_dense_weight_matrix_equals_banded_pass():
+    from contrast_sr.ops.imresize import resize_weights
+
+    x = torch.rand(3, 20, 9, dtype=torch.float64)
+    for s in (0.25, 3):
+        m = resize_weights(20, math.ceil(20 * s), s)
+        np.testing.assert_allclose(
+            imresize(x, scale=(s, 1)).numpy(), torch.matmul(m, x).numpy(), atol=1e-12
+        )
+        assert torch.allclose(m.sum(dim=1), torch.ones(m.shape[0], dtype=torch.float64))

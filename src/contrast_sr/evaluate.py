@@ -202,50 +202,69 @@ def evaluate(
             )
     device = device or torch.device("cpu")
     result = EvalResult(model=model_name, dataset=_dataset_name(hr_dir), scale=scale)
-    bar = tqdm(hr_paths, desc=f"eval x{scale}", unit="img", file=sys.stderr, disable=not progress)
-    for hr_path in bar:
-        bar.set_postfix_str(hr_path.stem, refresh=False)
-        hr = _color_uint8(hr_path)
-        h, w = (hr.shape[1] // scale) * scale, (hr.shape[2] // scale) * scale
-        if h <= 2 * scale or w <= 2 * scale:
-            raise InputError(
-                str(hr_path), f"too small for x{scale} evaluation ({hr.shape[2]}x{hr.shape[1]})"
+    with tqdm(
+        hr_paths, desc=f"eval x{scale}", unit="img", file=sys.stderr, disable=not progress
+    ) as bar:
+        for hr_path in bar:
+            bar.set_postfix_str(hr_path.stem, refresh=False)
+            result.images.append(
+                _evaluate_image(sr_fn, hr_path, scale, device, lr_dir, lr_files, save_dir)
             )
-        hr = hr[:, :h, :w]
-        if lr_dir is not None:
-            lr_path = find_lr(lr_dir, hr_path, scale, lr_files)
-            lr = _color_uint8(lr_path)
-            if lr.shape[0] != hr.shape[0] and lr.shape[0] == 3:
-                hr = hr.expand(3, -1, -1)  # gray HR with an RGB LR copy: compare as RGB
-            if tuple(lr.shape[1:]) != (h // scale, w // scale):
-                raise InputError(
-                    str(lr_path),
-                    f"LR is {lr.shape[2]}x{lr.shape[1]}, expected {w // scale}x{h // scale} "
-                    f"for x{scale} of {hr_path.name}",
-                )
-        else:
-            lr = make_lr(hr, scale)
-        lr_in = (lr.to(torch.float32) / 255.0)[None].to(device)
-        sr = sr_fn(lr_in)
-        if sr.dim() != 4 or tuple(sr.shape[-2:]) != (h, w) or sr.shape[1] != lr.shape[0]:
-            raise InputError(
-                str(hr_path),
-                f"super-resolver returned shape {tuple(sr.shape)}, expected "
-                f"(1, {lr.shape[0]}, {h}, {w})",
-            )
-        sr_u8 = to_uint8(sr[0].cpu())
-        if save_dir is not None:
-            _save(save_dir, hr_path, sr_u8, {hr_path.resolve()})
-        hr_cmp = hr if sr_u8.shape[0] == hr.shape[0] else hr.expand_as(sr_u8)
-        result.images.append(
-            ImageResult(
-                name=hr_path.stem,
-                psnr_y=calculate_psnr_y(sr_u8, hr_cmp, crop_border=scale),
-                ssim_y=calculate_ssim_y(sr_u8, hr_cmp, crop_border=scale),
-            )
-        )
-    bar.close()
     return result
+
+
+def _evaluate_image(
+    sr_fn: SRFunction,
+    hr_path: Path,
+    scale: int,
+    device: torch.device,
+    lr_dir: Path | None,
+    lr_files: dict[str, Path],
+    save_dir: Path | None,
+) -> ImageResult:
+    """Steps 1-5 of the protocol for one HR image."""
+    hr = _color_uint8(hr_path)
+    h, w = (hr.shape[1] // scale) * scale, (hr.shape[2] // scale) * scale
+    if min(h, w) - 2 * scale < 11:  # SSIM needs an 11x11 window after the border crop
+        raise InputError(
+            str(hr_path),
+            f"too small for x{scale} evaluation ({hr.shape[2]}x{hr.shape[1]}; needs "
+            f"{11 + 2 * scale} pixels per side after cropping to a multiple of {scale})",
+        )
+    hr = hr[:, :h, :w]
+    if lr_dir is not None:
+        lr_path = find_lr(lr_dir, hr_path, scale, lr_files)
+        lr = _color_uint8(lr_path)
+        if lr.shape[0] == 3 and hr.shape[0] == 1:
+            hr = hr.expand(3, -1, -1)  # gray HR with an RGB LR copy: compare as RGB
+        elif lr.shape[0] != hr.shape[0]:
+            raise InputError(
+                str(lr_path), f"LR has {lr.shape[0]} channel(s) but its HR has {hr.shape[0]}"
+            )
+        if tuple(lr.shape[1:]) != (h // scale, w // scale):
+            raise InputError(
+                str(lr_path),
+                f"LR is {lr.shape[2]}x{lr.shape[1]}, expected {w // scale}x{h // scale} "
+                f"for x{scale} of {hr_path.name}",
+            )
+    else:
+        lr = make_lr(hr, scale)
+    lr_in = (lr.to(torch.float32) / 255.0)[None].to(device)
+    sr = sr_fn(lr_in)
+    if sr.dim() != 4 or tuple(sr.shape[-2:]) != (h, w) or sr.shape[1] != lr.shape[0]:
+        raise InputError(
+            str(hr_path),
+            f"super-resolver returned shape {tuple(sr.shape)}, expected "
+            f"(1, {lr.shape[0]}, {h}, {w})",
+        )
+    sr_u8 = to_uint8(sr[0].cpu())
+    if save_dir is not None:
+        _save(save_dir, hr_path, sr_u8, {hr_path.resolve()})
+    return ImageResult(
+        name=hr_path.stem,
+        psnr_y=calculate_psnr_y(sr_u8, hr, crop_border=scale),
+        ssim_y=calculate_ssim_y(sr_u8, hr, crop_border=scale),
+    )
 
 
 def _save(save_dir: Path, hr_path: Path, sr_u8: torch.Tensor, inputs: set[Path]) -> None:

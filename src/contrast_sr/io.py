@@ -318,8 +318,9 @@ def write_image(
 
     The format comes from the extension. ``info`` (from :func:`read_image`) chooses the kind:
     16-bit stays 16-bit in PNG (and gray TIFF), alpha is kept where the format supports it
-    (dropped for JPEG), and the ICC profile is written back. Without ``info``: 8-bit, channels
-    as given (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
+    (dropped for JPEG), and the ICC profile is written back. WebP is written lossless unless the
+    source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray, 2 gray+alpha, 3 RGB,
+    4 RGBA).
     """
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -359,7 +360,8 @@ def write_image(
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":
-        options.update(quality=quality, lossless=info is not None and info.format == "PNG")
+        lossy = info is not None and info.format == "JPEG"  # lossless unless the source was lossy
+        options.update(quality=quality, lossless=not lossy, exact=True)
     elif fmt == "TIFF":
         options["compression"] = "tiff_deflate"
     atomic_save(path, lambda tmp: img.save(tmp, format=fmt, **options))

@@ -22,8 +22,11 @@ from contrast_sr.errors import ContrastError, UsageError
 COMMAND_MODULES: tuple[str, ...] = (
     "upscale",
     "eval",
+    "train",
     "models",
     "convert",
+    "bench",
+    "plot",
 )
 
 

@@ -11,8 +11,9 @@ the literature when it is reproduced exactly:
   dropped, and out-of-range taps read the image mirrored symmetrically (``...2 1 | 1 2 ...``);
 - height is resized first, then width (MATLAB's order when both scales are equal).
 
-Each 1-D pass is one matrix product with a dense ``(out, in)`` weight matrix in which the
-symmetric padding is already folded in, so the whole resize is vectorised and batched.
+Each 1-D pass is a dense ``(out, in)`` weight matrix product (symmetric padding folded into the
+matrix; fastest for ordinary image sizes) or, for very long axes, a banded gather of the ``taps``
+source rows of every output pixel, linear in the size. Both are vectorised and batched.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 
 import torch
 
-__all__ = ["cubic", "imresize", "resize_weights"]
+__all__ = ["contributions", "cubic", "imresize", "resize_weights"]
 
 
 def cubic(x: torch.Tensor) -> torch.Tensor:
@@ -41,14 +42,15 @@ def _mirror(index: torch.Tensor, length: int) -> torch.Tensor:
     return torch.where(index >= length, period - 1 - index, index)
 
 
-def resize_weights(
-    in_length: int,
-    out_length: int,
-    scale: float,
-    antialiasing: bool = True,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """Dense ``(out_length, in_length)`` matrix of MATLAB bicubic weights along one axis."""
+def contributions(
+    in_length: int, out_length: int, scale: float, antialiasing: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MATLAB's ``contributions``: source indices and weights of each output pixel along one axis.
+
+    Returns:
+        ``(indices, weights)``, both ``(out_length, taps)``: 0-based source indices already
+        mirrored into ``[0, in_length)`` (long) and normalised weights (float64).
+    """
     kernel_width = 4.0
     shrink = scale < 1 and antialiasing
     if shrink:
@@ -67,10 +69,47 @@ def resize_weights(
     keep[0] = not bool(zero_columns[0])
     keep[-1] = not bool(zero_columns[-1])
     indices, weights = indices[:, keep], weights[:, keep]
-    source = _mirror(indices.long() - 1, in_length)
+    return _mirror(indices.long() - 1, in_length), weights
+
+
+def resize_weights(
+    in_length: int,
+    out_length: int,
+    scale: float,
+    antialiasing: bool = True,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Dense ``(out_length, in_length)`` matrix of MATLAB bicubic weights along one axis."""
+    indices, weights = contributions(in_length, out_length, scale, antialiasing)
     matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
-    matrix.scatter_add_(1, source, weights)
+    matrix.scatter_add_(1, indices, weights)
     return matrix.to(dtype)
+
+
+# Up to this many weight-matrix entries a pass is one dense matrix product (BLAS is fastest for
+# images of a few megapixels); beyond it, a banded gather keeps the cost linear in the size.
+DENSE_LIMIT = 1 << 22
+
+
+def _resize_axis(
+    x: torch.Tensor, dim: int, out_length: int, scale: float, antialiasing: bool
+) -> torch.Tensor:
+    """One 1-D pass along ``dim`` (``-2`` rows or ``-1`` columns)."""
+    in_length = x.shape[dim]
+    if in_length * out_length <= DENSE_LIMIT:
+        m = resize_weights(in_length, out_length, scale, antialiasing, x.dtype).to(x.device)
+        return torch.matmul(m, x) if dim == -2 else torch.matmul(x, m.transpose(0, 1))
+    if dim == -1:  # gather whole rows: resize the transposed image
+        return _resize_axis(x.transpose(-1, -2), -2, out_length, scale, antialiasing).transpose(
+            -1, -2
+        )
+    indices, weights = contributions(in_length, out_length, scale, antialiasing)
+    indices, weights = indices.to(x.device), weights.to(x.device, x.dtype)
+    out = None
+    for t in range(indices.shape[1]):
+        term = x.index_select(-2, indices[:, t]) * weights[:, t, None]
+        out = term if out is None else out.add_(term)
+    return out
 
 
 def _output_size(
@@ -119,8 +158,6 @@ def imresize(
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     y = x.to(work)
     if (out_h, out_w) != (height, width) or (sh, sw) != (1.0, 1.0):
-        rows = resize_weights(height, out_h, sh, antialiasing, dtype=work).to(x.device)
-        cols = resize_weights(width, out_w, sw, antialiasing, dtype=work).to(x.device)
-        y = torch.matmul(rows, y)  # (..., out_h, W)
-        y = torch.matmul(y, cols.transpose(0, 1))  # (..., out_h, out_w)
+        y = _resize_axis(y, -2, out_h, sh, antialiasing)  # height first, as MATLAB does
+        y = _resize_axis(y, -1, out_w, sw, antialiasing)
     return y.to(x.dtype)

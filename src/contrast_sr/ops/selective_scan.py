@@ -136,9 +136,11 @@ def _scan_forward(
     softplus: bool,
     block: int,
     chunk: int,
-    save_states: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Channels-last forward. Returns y (b, L, dim) in u's dtype and block-start states."""
+    save: bool,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Channels-last forward. Returns y (b, L, dim) in u's dtype and what backward needs:
+    dt (b, L, dim) (delta after bias and softplus), the block-start states (b, nblk, dim, N)
+    and, for N = 1, every state (b, L, dim, 1) (the same size as y; larger N recomputes)."""
     b, L, dim = u.shape
     G, N = B.shape[2], A.shape[1]
     Dg, M = dim // G, dim * N
@@ -146,12 +148,14 @@ def _scan_forward(
     kw = {"device": u.device, "dtype": cdt}
     y = torch.empty(b, L, dim, device=u.device, dtype=u.dtype)
     nblk = -(-L // block)
-    states = torch.empty(b, nblk, dim, N, **kw) if save_states else None
-    dt_buf = torch.empty(b, block, dim, **kw)
+    states = torch.empty(b, nblk, dim, N, **kw) if save else None
+    dt_all = torch.empty(b, L, dim, **kw) if save else None
+    h_all = torch.empty(b, L, dim, N, **kw) if save and N == 1 else None
+    dt_buf = None if save else torch.empty(b, block, dim, **kw)
+    h_buf = None if h_all is not None else torch.empty(b, block, dim, N, **kw)
     du_buf = torch.empty(b, block, dim, **kw)
     a_buf = torch.empty(b, block, dim, N, **kw)
     x_buf = torch.empty(b, block, dim, N, **kw)
-    h_buf = torch.empty(b, block, dim, N, **kw)
     y_buf = torch.empty(b, block, dim, **kw) if u.dtype != cdt else None
     h = torch.zeros(b, M, **kw)
     for k, l0 in enumerate(range(0, L, block)):
@@ -159,7 +163,8 @@ def _scan_forward(
         s = slice(l0, l0 + n)
         if states is not None:
             states[:, k] = h.view(b, dim, N)
-        dt = _delta_block(delta[:, s], bias, softplus, dt_buf[:, :n])
+        dt_out = dt_all[:, s] if dt_all is not None else dt_buf[:, :n]
+        dt = _delta_block(delta[:, s], bias, softplus, dt_out)
         ub = u[:, s].to(cdt)
         a = a_buf[:, :n]
         torch.mul(dt.unsqueeze(-1), A, out=a).exp_()
@@ -170,7 +175,7 @@ def _scan_forward(
             B[:, s].reshape(b, n, G, 1, N),
             out=x.view(b, n, G, Dg, N),
         )
-        hb = h_buf[:, :n]
+        hb = h_all[:, s] if h_all is not None else h_buf[:, :n]
         h = _linear_scan(a.view(b, n, M), x.view(b, n, M), h, hb.view(b, n, M), chunk).clone()
         yb = y[:, s] if y_buf is None else y_buf[:, :n]
         _readout(hb, C[:, s], G, out=yb)
@@ -178,7 +183,8 @@ def _scan_forward(
             yb.addcmul_(ub, D)
         if y_buf is not None:
             y[:, s] = yb
-    return y, states
+    saved = () if not save else (dt_all, states, h_all if h_all is not None else states[:, :0])
+    return y, saved
 
 
 def _readout(h: torch.Tensor, C: torch.Tensor, G: int, out: torch.Tensor) -> torch.Tensor:
@@ -196,62 +202,65 @@ def _readout(h: torch.Tensor, C: torch.Tensor, G: int, out: torch.Tensor) -> tor
 def _scan_backward(
     gy: torch.Tensor,
     u: torch.Tensor,
-    delta: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None,
-    bias: torch.Tensor | None,
+    has_bias: bool,
     softplus: bool,
+    dt_all: torch.Tensor,
     states: torch.Tensor,
+    h_all: torch.Tensor | None,
     block: int,
     chunk: int,
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[torch.Tensor | None, ...]:
     """Reverse pass over blocks (last first). Returns gu, gdelta, gA, gB, gC, gD, gbias."""
     b, L, dim = u.shape
     G, N = B.shape[2], A.shape[1]
     Dg, M = dim // G, dim * N
     cdt = A.dtype
     kw = {"device": u.device, "dtype": cdt}
-    gu = torch.empty(b, L, dim, device=u.device, dtype=cdt)
-    gdelta = torch.empty(b, L, dim, device=u.device, dtype=cdt)
+    gu = torch.empty(b, L, dim, **kw)
+    gdelta = torch.empty(b, L, dim, **kw)
     gB = torch.empty(b, L, G, N, **kw)
     gC = torch.empty(b, L, G, N, **kw)
     gA = torch.zeros(dim, N, **kw)
     gD = torch.zeros(dim, **kw) if D is not None else None
-    gbias = torch.zeros(dim, **kw) if bias is not None else None
-    dt_buf = torch.empty(b, block + 1, dim, **kw)
+    gbias = torch.zeros(dim, **kw) if has_bias else None
     du_buf = torch.empty(b, block, dim, **kw)
+    gbb_buf = torch.empty(b, block, dim, **kw)
     a_buf = torch.empty(b, block + 1, dim, N, **kw)
     x_buf = torch.empty(b, block, dim, N, **kw)
-    h_buf = torch.empty(b, block, dim, N, **kw)
+    h_buf = torch.empty(b, block, dim, N, **kw) if h_all is None else None
     g_buf = torch.empty(b, block, dim, N, **kw)
-    gh_buf = torch.empty(b, block, dim, N, **kw)
     g_next = torch.zeros(b, M, **kw)
     starts = list(range(0, L, block))
     for k in range(len(starts) - 1, -1, -1):
         l0 = starts[k]
         n = min(block, L - l0)
         ne = min(n + 1, L - l0)  # one extra step: the adjoint needs a_{t+1}
-        s, se = slice(l0, l0 + n), slice(l0, l0 + ne)
-        dt_e = _delta_block(delta[:, se], bias, softplus, dt_buf[:, :ne])
-        dt = dt_e[:, :n]
+        s = slice(l0, l0 + n)
+        dt = dt_all[:, s]
         a_e = a_buf[:, : n + 1]
-        torch.mul(dt_e.unsqueeze(-1), A, out=a_e[:, :ne]).exp_()
+        torch.mul(dt_all[:, l0 : l0 + ne].unsqueeze(-1), A, out=a_e[:, :ne]).exp_()
         if ne == n:
             a_e[:, n] = 0
         a = a_e[:, :n]
         ub = u[:, s].to(cdt)
         gyb = gy[:, s].to(cdt)
-        Bb = B[:, s].reshape(b, n, G, 1, N)
         du = torch.mul(dt, ub, out=du_buf[:, :n])
-        x = x_buf[:, :n]
-        torch.mul(du.view(b, n, G, Dg, 1), Bb, out=x.view(b, n, G, Dg, N))
         h0 = states[:, k].reshape(b, M)
-        hb = h_buf[:, :n]
-        _linear_scan(a.view(b, n, M), x.view(b, n, M), h0, hb.view(b, n, M), chunk)
+        if h_all is not None:
+            hb = h_all[:, s]
+        else:
+            x = x_buf[:, :n]
+            torch.mul(
+                du.view(b, n, G, Dg, 1), B[:, s].reshape(b, n, G, 1, N), out=x.view(b, n, G, Dg, N)
+            )
+            hb = h_buf[:, :n]
+            _linear_scan(a.view(b, n, M), x.view(b, n, M), h0, hb.view(b, n, M), chunk)
         # adjoint: G_t = C_t gy_t + a_{t+1} G_{t+1}
-        gh = gh_buf[:, :n]
+        gh = x_buf[:, :n]
         torch.mul(
             gyb.view(b, n, G, Dg, 1), C[:, s].reshape(b, n, G, 1, N), out=gh.view(b, n, G, Dg, N)
         )
@@ -265,70 +274,71 @@ def _scan_backward(
             reverse=True,
         )
         g_next = g_first.clone()
-        # q_t = G_t * a_t * h_{t-1}  (reuse x's buffer)
-        q = x
-        torch.mul(gb[:, 1:], a[:, 1:], out=q[:, 1:]).mul_(hb[:, :-1])
-        torch.mul(gb[:, 0], a[:, 0], out=q[:, 0]).mul_(h0.view(b, dim, N))
-        gA += (q * dt.unsqueeze(-1)).sum((0, 1))
+        # q_t = G_t * a_t * h_{t-1}  (overwrites a)
+        q = a
+        q[:, 1:].mul_(hb[:, :-1])
+        q[:, 0].mul_(h0.view(b, dim, N))
+        q.mul_(gb)
         # sum_n G_t B_t  -> (b, n, dim)
-        gbb = _readout(gb, B[:, s], G, out=torch.empty(b, n, dim, **kw))
-        # gdelta_t (before softplus) = u_t * sum_n G B + sum_n q A
-        gdt = gdelta[:, s]
-        if N == 1:
-            torch.addcmul(gbb * ub, q.view(b, n, dim), A.view(dim), out=gdt)
-        else:
-            torch.add(gbb * ub, (q * A).sum(-1), out=gdt)
+        gbb = _readout(gb, B[:, s], G, out=gbb_buf[:, :n])
+        # gB[g, n] = sum_{d in g} G[d, n] delta u;  gC[g, n] = sum_{d in g} gy[d] h[d, n]
+        torch.sum(gb.view(b, n, G, Dg, N) * du.view(b, n, G, Dg, 1), dim=3, out=gB[:, s])
+        torch.sum(hb.view(b, n, G, Dg, N) * gyb.view(b, n, G, Dg, 1), dim=3, out=gC[:, s])
         # gu_t = D gy_t + delta_t sum_n G B
         gub = gu[:, s]
         torch.mul(dt, gbb, out=gub)
         if D is not None:
             gub.addcmul_(gyb, D)
             gD += (gyb * ub).sum((0, 1))
-        # gB[g, n] = sum_{d in g} G[d, n] delta u;  gC[g, n] = sum_{d in g} gy[d] h[d, n]
-        torch.sum(gb.view(b, n, G, Dg, N) * du.view(b, n, G, Dg, 1), dim=3, out=gB[:, s])
-        torch.sum(hb.view(b, n, G, Dg, N) * gyb.view(b, n, G, Dg, 1), dim=3, out=gC[:, s])
-        if softplus:
-            z = delta[:, s].to(cdt)
-            if bias is not None:
-                z = z + bias
-            sig = torch.sigmoid(z).masked_fill_(z > 20.0, 1.0)  # F.softplus threshold
-            gdt.mul_(sig)
+        # gdelta_t = u_t * sum_n G B + sum_n q A ; gA = sum q * delta
+        gdt = gdelta[:, s]
+        if N == 1:
+            torch.addcmul(gbb.mul_(ub), q.view(b, n, dim), A.view(dim), out=gdt)
+        else:
+            torch.add(gbb.mul_(ub), (q * A).sum(-1), out=gdt)
+        gA += (q * dt.unsqueeze(-1)).sum((0, 1))
+        if softplus:  # d softplus(z)/dz = sigmoid(z) = 1 - exp(-softplus(z))
+            e = torch.neg(dt, out=du).exp_()
+            gdt.addcmul_(gdt, e, value=-1.0)
         if gbias is not None:
             gbias += gdt.sum((0, 1))
     return gu, gdelta, gA, gB, gC, gD, gbias
 
 
 class _SelectiveScanFn(torch.autograd.Function):
-    """Channels-last selective scan in the compute dtype (all tensor inputs already cast)."""
+    """Channels-last selective scan; A, B, C, D, bias already in the compute dtype."""
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, bias, softplus, block, chunk):
         save = any(ctx.needs_input_grad[:7])
-        y, states = _scan_forward(u, delta, A, B, C, D, bias, softplus, block, chunk, save)
+        y, saved = _scan_forward(u, delta, A, B, C, D, bias, softplus, block, chunk, save)
         if save:
-            ctx.save_for_backward(u, delta, A, B, C, D, bias, states)
+            ctx.save_for_backward(u, A, B, C, D, *saved)
         ctx.softplus, ctx.block, ctx.chunk = softplus, block, chunk
+        ctx.has_bias, ctx.delta_dtype = bias is not None, delta.dtype
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        u, delta, A, B, C, D, bias, states = ctx.saved_tensors
+        u, A, B, C, D, dt_all, states, h_all = ctx.saved_tensors
         grads = _scan_backward(
-            gy, u, delta, A, B, C, D, bias, ctx.softplus, states, ctx.block, ctx.chunk
+            gy,
+            u,
+            A,
+            B,
+            C,
+            D,
+            ctx.has_bias,
+            ctx.softplus,
+            dt_all,
+            states,
+            h_all if h_all.numel() else None,
+            ctx.block,
+            ctx.chunk,
         )
         gu, gdelta, gA, gB, gC, gD, gbias = grads
-        return (
-            gu.to(u.dtype),
-            gdelta.to(delta.dtype),
-            gA,
-            gB,
-            gC,
-            gD,
-            gbias,
-            None,
-            None,
-            None,
-        )
+        gu, gdelta = gu.to(u.dtype), gdelta.to(ctx.delta_dtype)
+        return gu, gdelta, gA, gB, gC, gD, gbias, None, None, None
 
 
 def _check(u, delta, A, B, C, D, delta_bias) -> None:

@@ -82,11 +82,11 @@ class SS2D(nn.Module):
         y = selective_scan_channels_last(
             seq,
             dts,
-            -torch.exp(self.A_logs.float()),
+            -torch.exp(self.A_logs),
             bs.contiguous(),
             cs.contiguous(),
-            self.Ds.float(),
-            delta_bias=self.dt_projs_bias.reshape(-1).float(),
+            self.Ds,
+            delta_bias=self.dt_projs_bias.reshape(-1),
             delta_softplus=True,
         )
         y = cross_merge_channels_last(y.view(b, h * w, K, self.d_inner), h, w)

@@ -1,0 +1,84 @@
+"""Time ``contrast-sr eval --model bicubic`` on a benchmark set (default Urban100 x4).
+
+Usage::
+
+    python benchmarks/bench_eval.py [--data DIR] [--scale 4] [--threads 2] [--cli]
+
+Reports the in-process time of the whole protocol (read, crop, LR, bicubic SR, quantise,
+PSNR/SSIM) and its stages; with ``--cli`` also the wall time of the real command in a fresh
+process (interpreter and torch start-up included). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = ROOT.parent / "shared" / "data" / "benchmark" / "Urban100" / "HR"
+    parser.add_argument("--data", type=Path, default=default)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cli", action="store_true", help="also time the command end to end")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from contrast_sr import evaluate as ev
+    from contrast_sr import metrics
+
+    stages = {"read": 0.0, "make_lr": 0.0, "sr": 0.0, "metrics": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                stages[name] += time.perf_counter() - t
+
+        return wrapper
+
+    ev._color_uint8 = timed("read", ev._color_uint8)
+    ev.make_lr = timed("make_lr", ev.make_lr)
+    ev.calculate_psnr_y = timed("metrics", metrics.calculate_psnr_y)
+    ev.calculate_ssim_y = timed("metrics", metrics.calculate_ssim_y)
+    sr_fn = timed("sr", ev.bicubic_sr(args.scale))
+
+    start = time.perf_counter()
+    result = ev.evaluate(sr_fn, args.data, args.scale, model_name="bicubic", progress=False)
+    total = time.perf_counter() - start
+    report = {
+        "dataset": result.dataset,
+        "scale": args.scale,
+        "images": len(result.images),
+        "threads": args.threads,
+        "psnr_y": round(result.psnr_y, 4),
+        "ssim_y": round(result.ssim_y, 4),
+        "seconds_in_process": round(total, 2),
+        "stages_s": {k: round(v, 2) for k, v in stages.items()},
+    }
+    if args.cli:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(args.threads))
+        cmd = [sys.executable, "-m", "contrast_sr", "eval", "--model", "bicubic"]
+        cmd += ["--data", str(args.data), "--scale", str(args.scale), "--json", "--no-progress"]
+        cmd += ["--device", "cpu"]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        report["seconds_cli"] = round(time.perf_counter() - t, 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Analysis tools: benchmarks, feature maps, attribution."""

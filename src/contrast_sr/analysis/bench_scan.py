@@ -1,0 +1,254 @@
+"""Selective-scan benchmark: fast backends vs the sequential reference, in one process.
+
+For each shape (batch, dim, N, L) in the SS2D layout (channels last, ``groups`` directions):
+forward and forward+backward wall time (minimum over repetitions after a warm-up), the speedup
+over the sequential reference measured in the same run, and the achieved bytes/s of the
+unavoidable traffic (read u, delta, B, C, write y; plus gy, gu, gdelta, gB, gC for the backward)
+as a fraction of this machine's memory-copy bandwidth, also measured in the same run.
+
+Shared machines are noisy: every repetition records how much CPU time other processes used
+while it ran (``/proc/stat``, Linux), and the reported time is the minimum over the clean
+repetitions when there are any.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from contrast_sr.ops.selective_scan import _BACKENDS, resolve_scan_backend
+
+DEFAULT_SHAPES: tuple[tuple[int, int, int, int], ...] = (
+    (8, 240, 1, 4096),
+    (8, 240, 16, 4096),
+    (1, 240, 1, 65536),
+)
+
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def tune_malloc() -> bool:
+    """Keep freed large blocks in the heap (glibc, Linux): large temporaries then stop paying
+    page faults and zeroing on every allocation. Returns whether the tuning was applied."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        ok &= libc.mallopt(_M_TOP_PAD, 256 * 1024 * 1024)
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes spent busy since boot (Linux), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Timing:
+    ms: float  # minimum over the clean repetitions (over all if none was clean)
+    reps: int
+    clean: int
+
+
+def time_call(fn: Callable[[], object], reps: int, warmup: int = 1) -> Timing:
+    """Minimum wall time of ``fn`` in ms; repetitions where other processes used more than
+    a quarter of a core's time count as not clean."""
+    for _ in range(warmup):
+        fn()
+    times: list[tuple[float, bool]] = []
+    for _ in range(max(1, reps)):
+        busy0, own0 = _busy_seconds(), sum(os.times()[:2])
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        busy1, own1 = _busy_seconds(), sum(os.times()[:2])
+        clean = True
+        if busy0 is not None and busy1 is not None:
+            other = (busy1 - busy0) - (own1 - own0)
+            clean = other <= 0.25 * dt + 0.02
+        times.append((dt, clean))
+    clean_times = [t for t, c in times if c]
+    best = min(clean_times) if clean_times else min(t for t, _ in times)
+    return Timing(best * 1e3, len(times), len(clean_times))
+
+
+def copy_bandwidth(mbytes: int = 256, reps: int = 5) -> float:
+    """Measured memory-copy bandwidth in bytes/s (read + write counted) of an fp32 copy."""
+    n = mbytes * (1 << 20) // 4
+    src = torch.rand(n)
+    dst = torch.empty_like(src)
+    timing = time_call(lambda: dst.copy_(src), reps)
+    return 2 * src.numel() * 4 / (timing.ms / 1e3)
+
+
+def make_inputs(b: int, dim: int, N: int, L: int, groups: int, seed: int = 0) -> list[torch.Tensor]:
+    """SS2D-like fp32 inputs (channels last): u, delta, A, B, C, D, delta_bias."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(b, L, dim, generator=g)
+    delta = torch.randn(b, L, dim, generator=g) - 2.0
+    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(dim, 1)  # mamba's S4D-real init
+    B = torch.randn(b, L, groups, N, generator=g)
+    C = torch.randn(b, L, groups, N, generator=g)
+    D = torch.ones(dim)
+    bias = torch.rand(dim, generator=g) * 2.0 - 4.0
+    return [u, delta, A, B, C, D, bias]
+
+
+def floor_bytes(b: int, dim: int, N: int, L: int, groups: int, backward: bool) -> int:
+    """Bytes that any implementation must move (fp32): u, delta, B, C in, y out; backward adds
+    gy in and gu, gdelta, gB, gC out."""
+    big, small = b * L * dim * 4, b * L * groups * N * 4
+    fwd = 3 * big + 2 * small
+    return fwd + (3 * big + 2 * small if backward else 0)
+
+
+@dataclass
+class Row:
+    shape: tuple[int, int, int, int]
+    backend: str
+    fwd_ms: float | None = None
+    fwdbwd_ms: float | None = None
+    fwd_speedup: float | None = None
+    fwdbwd_speedup: float | None = None
+    fwd_bw_fraction: float | None = None
+    fwdbwd_bw_fraction: float | None = None
+    clean_reps: dict[str, str] = field(default_factory=dict)
+
+
+def bench_shape(
+    shape: tuple[int, int, int, int],
+    backends: list[str],
+    groups: int,
+    reps: int,
+    ref_reps: int,
+    modes: tuple[str, ...],
+    bandwidth: float,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[Row]:
+    """Time every backend (and "reference", if listed) on one shape; speedups vs reference."""
+    b, dim, N, L = shape
+    inputs = make_inputs(b, dim, N, L, groups)
+    gy = torch.randn(b, L, dim)
+    rows: list[Row] = []
+    for name in backends:
+        fn = _BACKENDS[name]
+        row = Row(shape, name)
+        n_reps = ref_reps if name == "reference" else reps
+        warm = 0 if name == "reference" else 1
+        if "fwd" in modes:
+
+            def fwd(fn=fn):
+                with torch.no_grad():
+                    fn(*inputs, True)
+
+            log(f"  {name}: forward x{n_reps}")
+            t = time_call(fwd, n_reps, warm)
+            row.fwd_ms = t.ms
+            row.clean_reps["fwd"] = f"{t.clean}/{t.reps}"
+            row.fwd_bw_fraction = floor_bytes(*shape, groups, False) / (t.ms / 1e3) / bandwidth
+        if "fwdbwd" in modes:
+            leaves = [x.detach().clone().requires_grad_() for x in inputs]
+
+            def fwdbwd(fn=fn, leaves=leaves):
+                for x in leaves:
+                    x.grad = None
+                fn(*leaves, True).backward(gy)
+
+            log(f"  {name}: forward+backward x{n_reps}")
+            t = time_call(fwdbwd, n_reps, warm)
+            row.fwdbwd_ms = t.ms
+            row.clean_reps["fwdbwd"] = f"{t.clean}/{t.reps}"
+            row.fwdbwd_bw_fraction = floor_bytes(*shape, groups, True) / (t.ms / 1e3) / bandwidth
+        rows.append(row)
+    ref = next((r for r in rows if r.backend == "reference"), None)
+    if ref is not None:
+        for r in rows:
+            if r.fwd_ms and ref.fwd_ms:
+                r.fwd_speedup = ref.fwd_ms / r.fwd_ms
+            if r.fwdbwd_ms and ref.fwdbwd_ms:
+                r.fwdbwd_speedup = ref.fwdbwd_ms / r.fwdbwd_ms
+    return rows
+
+
+def default_backends() -> list[str]:
+    """The reference, the torch path and the auto-selected fused CPU backend (if any)."""
+    names = ["reference", "torch"]
+    auto = resolve_scan_backend(torch.empty(1), None)
+    if auto not in names:
+        names.append(auto)
+    return names
+
+
+def run_benchmark(
+    shapes: list[tuple[int, int, int, int]],
+    backends: list[str],
+    groups: int = 4,
+    reps: int = 5,
+    ref_reps: int = 2,
+    modes: tuple[str, ...] = ("fwd", "fwdbwd"),
+    malloc_tuned: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+    bandwidth_mb: int = 256,
+) -> dict:
+    """The whole benchmark as one JSON-able dict."""
+    log("measuring memory-copy bandwidth")
+    bandwidth = copy_bandwidth(bandwidth_mb)
+    rows: list[Row] = []
+    for shape in shapes:
+        log(f"shape batch={shape[0]} dim={shape[1]} N={shape[2]} L={shape[3]}")
+        rows += bench_shape(shape, backends, groups, reps, ref_reps, modes, bandwidth, log)
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "malloc_tuned": malloc_tuned,
+        "groups": groups,
+        "copy_bandwidth_gbs": bandwidth / 1e9,
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def format_table(result: dict) -> str:
+    """Markdown table of a :func:`run_benchmark` result."""
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    def pct(v):
+        return None if v is None else 100 * v
+
+    lines = [
+        f"copy bandwidth {result['copy_bandwidth_gbs']:.1f} GB/s, {result['threads']} threads, "
+        f"torch {result['torch']}, malloc tuned: {result['malloc_tuned']}, "
+        f"groups {result['groups']}",
+        "",
+        "| batch, dim, N, L | backend | fwd ms | fwd+bwd ms | fwd speedup | fwd+bwd speedup "
+        "| fwd % of bw | fwd+bwd % of bw |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["rows"]:
+        b, dim, N, L = r["shape"]
+        lines.append(
+            f"| {b}, {dim}, {N}, {L} | {r['backend']} | {f(r['fwd_ms'], '.1f')} "
+            f"| {f(r['fwdbwd_ms'], '.1f')} | {f(r['fwd_speedup'], '.1f')}x "
+            f"| {f(r['fwdbwd_speedup'], '.1f')}x | {f(pct(r['fwd_bw_fraction']), '.1f')}% "
+            f"| {f(pct(r['fwdbwd_bw_fraction']), '.1f')}% |"
+        )
+    return "\n".join(lines)

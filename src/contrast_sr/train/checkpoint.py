@@ -1,0 +1,83 @@
+"""Training checkpoints: ``DIR/checkpoints/iter_<N>.pt``, written atomically, newest loads first.
+
+A checkpoint holds everything needed to continue bit for bit: model and EMA weights, optimizer,
+grad scaler, schedule position (the iteration: schedules and data order are pure functions of
+it), every RNG state (Python, NumPy, torch CPU and CUDA), the best validation score and the config.
+Files appear whole or not at all (temp file + fsync + rename), so a kill at any moment leaves
+only complete checkpoints; a file that still fails to load is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from contrast_sr.utils.fs import atomic_save
+
+_NAME = re.compile(r"^iter_(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: Path, iteration: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"iter_{iteration}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of the run's checkpoints, oldest first."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_save(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_latest(run_dir: Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads, or None when there is none."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file: fall back to the previous one
+            print(f"warning: skipping unreadable checkpoint {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep = 0`` keeps all)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def rng_state() -> dict:
+    """Every global RNG state, as tensors/plain values (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(_tuples(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value

@@ -1,0 +1,43 @@
+"""`contrast-sr bench scan`: runs, prints one JSON object, rejects bad options in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from contrast_sr.analysis.bench_scan import floor_bytes, format_table, run_benchmark
+from contrast_sr.cli import main
+from tests.conftest import cli_env
+
+
+def test_run_benchmark_small():
+    result = run_benchmark(
+        [(1, 8, 1, 64)], ["reference", "torch"], groups=4, reps=1, ref_reps=1, bandwidth_mb=8
+    )
+    assert result["copy_bandwidth_gbs"] > 0
+    rows = {r["backend"]: r for r in result["rows"]}
+    assert rows["reference"]["fwd_speedup"] == 1.0
+    assert rows["torch"]["fwd_ms"] > 0 and rows["torch"]["fwdbwd_ms"] > 0
+    assert rows["torch"]["fwdbwd_speedup"] > 0
+    assert "| 1, 8, 1, 64 | torch |" in format_table(result)
+    assert floor_bytes(1, 8, 1, 64, 4, True) == 2 * floor_bytes(1, 8, 1, 64, 4, False)
+
+
+def test_cli_json():
+    cmd = [sys.executable, "-m", "contrast_sr", "bench", "scan", "--shape", "1,8,2,40"]
+    cmd += ["--reps", "1", "--ref-reps", "1", "--json", "--mode", "fwd", "--backends", "torch"]
+    cmd += ["--bandwidth-mb", "8"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert [r["backend"] for r in result["rows"]] == ["torch"]
+    assert result["rows"][0]["fwdbwd_ms"] is None
+
+
+def test_cli_bad_options(capsys):
+    for extra in (["--shape", "1,2,3"], ["--backends", "nope"], ["--shape", "1,6,1,8"]):
+        assert main(["bench", "scan", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and len(err.strip().splitlines()) == 1
+    assert main(["bench"]) == 2
