@@ -120,11 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 "seconds": round(time.perf_counter() - start, 3),
             }
         )
-    name = (
-        getattr(model, "config", {}).get("name")
-        if isinstance(getattr(model, "config", None), dict)
-        else None
-    )
+    name = getattr(model, "variant", None) or type(model).__name__
     summary = {
         "model": args.model or f"{defaults.DEFAULT_MODEL_NAME} (bundled)",
         "architecture": name,
