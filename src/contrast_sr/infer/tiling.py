@@ -87,7 +87,7 @@ def tiled_forward(
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     fy, fx = _fades(ys, tile, h), _fades(xs, tile, w)
     out: Tensor | None = None
-    weight_rows = torch.zeros(1, 1, scale * h, scale * w, dtype=torch.float32, device=x.device)
+    weight_sum = torch.zeros(1, 1, scale * h, scale * w, dtype=torch.float32, device=x.device)
     for y0, (fy_in, fy_out) in zip(ys, fy, strict=True):
         for x0, (fx_in, fx_out) in zip(xs, fx, strict=True):
             patch = x[:, :, y0 : y0 + tile, x0 : x0 + tile]
@@ -105,9 +105,9 @@ def tiled_forward(
             wt = wy[:, None] * wx[None, :]
             oy, ox = y0 * scale, x0 * scale
             out[:, :, oy : oy + th, ox : ox + tw].addcmul_(y, wt)
-            weight_rows[:, :, oy : oy + th, ox : ox + tw].add_(wt)
+            weight_sum[:, :, oy : oy + th, ox : ox + tw].add_(wt)
             del y
             if on_tile is not None:
                 on_tile()
     assert out is not None
-    return out.div_(weight_rows)
+    return out.div_(weight_sum)
