@@ -1,7 +1,8 @@
 """The README picture: HR crop | bicubic x4 | default model x4, side by side, with PSNR (Y).
 
-    python benchmarks/make_upscale_figure.py --image ../shared/data/benchmark/Urban100/HR/img_004.png \
-        --box 600 200 120 90 -o docs/images/default_x4.png
+    python benchmarks/make_upscale_figure.py \
+        --image ../shared/data/benchmark/Set14/HR/zebra.png --box 40 30 48 36 \
+        -o docs/images/default_x4_zebra.png
 
 ``--box X Y W H`` is the crop in LR pixels (the HR crop is 4x that). The LR image is the HR image
 cropped to a multiple of 4 and shrunk with MATLAB bicubic, as in ``contrast-sr eval``.
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from contrast_sr.infer import Upscaler, get_model
+from contrast_sr.infer import DEFAULT_MODEL_NAME, Upscaler, get_model
 from contrast_sr.io import read_image, to_uint8
 from contrast_sr.metrics import calculate_psnr_y
 from contrast_sr.ops.imresize import imresize
@@ -54,7 +55,7 @@ def main() -> None:
     panels = [
         ("HR", ref),
         (f"bicubic {score(bic)}", bic),
-        (f"{args.model or 'default'} {score(sr)}", sr),
+        (f"{args.model or DEFAULT_MODEL_NAME} {score(sr)}", sr),
     ]
     z = args.zoom
     tw, th = w * s * z, h * s * z
