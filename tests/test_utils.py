@@ -51,3 +51,17 @@ def test_autocast_bf16_on_cpu_changes_matmul_dtype():
         assert (x @ x).dtype == torch.bfloat16
     with autocast(torch.device("cpu"), "fp32"):
         assert (x @ x).dtype == torch.float32
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.bin") as handle:
+            handle.write(b"x")
+        atomic_save(tmp_path / "b.bin", lambda tmp: open(tmp, "wb").close())
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644

@@ -1,1 +1,1 @@
-"""Analysis tools: benchmarks, feature maps, attribution."""
+"""Looking inside models: LAM attribution, feature norms, benchmarks, comparison figures."""

@@ -25,7 +25,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "models",
     "convert",
+    "export",
     "bench",
+    "lam",
+    "features",
+    "compare",
     "plot",
 )
 

@@ -1,6 +1,7 @@
 """``contrast-sr bench [TARGET]``: speed benchmarks, always as ratios measured in one run.
 
-Targets are sub-subcommands; ``scan`` times the selective scan against its sequential
+Without a target: models (speed, memory, parameters, FLOPs; ratios against the first model;
+``contrast_sr.analysis.bench``). ``scan`` times the selective scan against its sequential
 reference (``contrast_sr.analysis.bench_scan``).
 """
 
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 
 from contrast_sr.errors import UsageError
+
+DEFAULT_MODELS = "hat_light,mamba,baseline"
 
 
 def _shape(text: str) -> tuple[int, int, int, int]:
@@ -27,8 +31,32 @@ def _shape(text: str) -> tuple[int, int, int, int]:
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "bench", help="speed benchmarks (ratios measured in one run)", description=__doc__
+        "bench",
+        help="speed, memory, parameters and FLOPs of models, or of the scan (ratios in one run)",
+        description="Without a target: models on random inputs, min time of several steps after "
+        "warm-up, untrained registered variants (weights do not change speed) or checkpoint "
+        "paths. 'bench scan --help' for the selective-scan benchmark.",
     )
+    parser.add_argument(
+        "--models", default=DEFAULT_MODELS, help=f"a,b,... (default {DEFAULT_MODELS})"
+    )
+    parser.add_argument("--mode", choices=("infer", "train"), default="infer")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--size", type=int, default=64, help="LR input height = width")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
+    parser.add_argument(
+        "--isolate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="each model in its own process (default on CPU: clean peak-RSS numbers)",
+    )
+    parser.add_argument("--json", action="store_true")
     targets = parser.add_subparsers(dest="bench_target", metavar="TARGET")
     scan = targets.add_parser(
         "scan",
@@ -72,8 +100,84 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _bench_one(args, spec: str, device) -> dict:
+    from contrast_sr.analysis.bench import bench_model
+    from contrast_sr.analysis.common import load_model
+
+    # Speed does not depend on the weights: registered names are built untrained.
+    model = load_model(spec, args.scale, random_init=True)
+    return bench_model(
+        spec,
+        model,
+        args.mode,
+        args.batch,
+        args.size,
+        device,
+        args.precision,
+        args.warmup,
+        args.repeat,
+        args.flops,
+    ).to_dict()
+
+
+def _isolated(args, spec: str) -> dict:
+    cmd = [sys.executable, "-m", "contrast_sr", "bench", "--models", spec, "--json", "--no-isolate"]
+    for flag in ("mode", "batch", "size", "scale", "device", "precision", "warmup", "repeat"):
+        cmd += [f"--{flag}", str(getattr(args, flag))]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if not args.flops:
+        cmd.append("--no-flops")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        from contrast_sr.errors import ContrastError
+
+        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ContrastError(f"bench {spec}", last.removeprefix("error: "))
+    return json.loads(proc.stdout)["results"][0]
+
+
 def run(args: argparse.Namespace) -> int:
-    raise UsageError("bench", "choose a target, e.g. 'contrast-sr bench scan'")
+    """The model benchmark (no target)."""
+    import torch
+
+    from contrast_sr.analysis.bench import BenchResult, add_ratios, format_table
+    from contrast_sr.errors import UsageError
+    from contrast_sr.utils.device import resolve_device
+
+    if min(args.batch, args.size, args.repeat, args.scale) < 1 or args.warmup < 0:
+        raise UsageError("bench", "--batch, --size, --repeat, --scale must be positive")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    if not specs:
+        raise UsageError("--models", "give at least one model")
+    isolate = device.type == "cpu" if args.isolate is None else args.isolate
+    rows = []
+    for spec in specs:
+        raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
+        rows.append(BenchResult(**{k: v for k, v in raw.items()}))
+        print(f"{spec}: {rows[-1].time_s * 1e3:.1f} ms/step", file=sys.stderr)
+    add_ratios(rows)
+    table = format_table(rows)
+    report = {
+        "mode": args.mode,
+        "batch": args.batch,
+        "size": args.size,
+        "scale": args.scale,
+        "device": str(device),
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "results": [r.to_dict() for r in rows],
+    }
+    if args.json:
+        print(table, file=sys.stderr)
+        print(json.dumps(report))
+    else:
+        print(table)
+    return 0
 
 
 def run_scan(args: argparse.Namespace) -> int:

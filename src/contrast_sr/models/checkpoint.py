@@ -36,6 +36,9 @@ def save_model(
 
     from contrast_sr.utils.fs import atomic_save
 
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {**checkpoint_metadata(model), **(extra or {})}
     path = Path(path)

@@ -1,5 +1,6 @@
 """Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
 
+from contrast_sr.ops import scan_chunked  # noqa: F401  (registers scan backend "chunked")
 from contrast_sr.ops.cross_scan import (
     cross_merge,
     cross_merge_channels_last,

@@ -12,18 +12,11 @@ import math
 import torch
 from torch import nn
 
-try:
-    from contrast_sr.ops import (
-        cross_merge_channels_last,
-        cross_scan_channels_last,
-        selective_scan_channels_last,
-    )
-except ImportError:  # pragma: no cover - until the scan ops land
-    from contrast_sr.models.blocks._scan_fallback import (
-        cross_merge_channels_last,
-        cross_scan_channels_last,
-        selective_scan_channels_last,
-    )
+from contrast_sr.ops import (
+    cross_merge_channels_last,
+    cross_scan_channels_last,
+    selective_scan_channels_last,
+)
 
 K = 4  # scan directions: row-major, column-major, and both reversed
 
