@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_model", "list_models", "load_model"]
+__all__ = ["__version__", "create_model", "list_models", "load_model", "upscale"]
 
 _LAZY = {"create_model", "list_models", "load_model"}
 
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from contrast_sr import models
 
         return getattr(models, name)
+    if name == "upscale":
+        from contrast_sr.infer import upscale
+
+        return upscale
     raise AttributeError(f"module 'contrast_sr' has no attribute {name!r}")

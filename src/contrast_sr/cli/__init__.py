@@ -20,6 +20,7 @@ from contrast_sr.errors import ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
 COMMAND_MODULES: tuple[str, ...] = (
+    "upscale",
     "eval",
     "train",
     "models",

@@ -22,8 +22,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model",
-        required=True,
-        help="'bicubic' (baseline), a registered model name, or a checkpoint path",
+        default=None,
+        help="'bicubic' (baseline), a registered model name, or a checkpoint path "
+        "(default: the bundled default model)",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of HR images")
     parser.add_argument("--scale", required=True, type=int, help="upscaling factor, e.g. 2, 3, 4")
@@ -35,6 +36,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
     parser.add_argument(
         "--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="model precision"
+    )
+    parser.add_argument(
+        "--self-ensemble", action="store_true", help="average the model over 8 flips/rotations"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -52,10 +56,20 @@ def _sr_function(args, device):
         raise UsageError(
             "--model", f"unknown model {args.model!r} (only 'bicubic' is available in this install)"
         ) from None
-    model = resolve_model(args.model, args.scale)
+    if args.model is None:
+        from contrast_sr.infer import DEFAULT_MODEL_NAME, default_model
+
+        model, args.model = default_model(args.scale), DEFAULT_MODEL_NAME
+    else:
+        model = resolve_model(args.model, args.scale)
     model_scale = getattr(model, "scale", args.scale)
     if model_scale != args.scale:
         raise UsageError("--scale", f"model {args.model!r} is x{model_scale}, not x{args.scale}")
+    if args.self_ensemble:
+        from contrast_sr.infer import Upscaler
+
+        upscaler = Upscaler(model, device=device, precision=args.precision, self_ensemble=True)
+        return upscaler, f"{args.model} (self-ensemble x8)"
     return model_sr(model, device, args.precision), args.model
 
 

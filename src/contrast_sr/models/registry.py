@@ -77,6 +77,18 @@ VARIANTS: dict[str, dict] = {
             "dw_padding": "reflect",
         },
     },
+    # ---- the bundled default model of `contrast-sr upscale` (configs/default_x4.yml) ----
+    "contrast_tiny": {
+        "summary": "bundled default: C 32, 2 groups of 2 SS2D blocks + OCAB, window 8, GCFFN",
+        "config": {
+            "dim": 32,
+            "depths": [2, 2],
+            "num_heads": 4,
+            "window_size": 8,
+            "ffn": "gcffn",
+            "final_norm": False,
+        },
+    },
     # ---- full-size final models ----
     "contrast_s": {
         "summary": "Contrast-S: C 150, 6x6, window 16, pixelshuffle (7.55M at x4)",

@@ -1,0 +1,54 @@
+"""Small deterministic stand-in SR models for inference tests (no trained weights needed)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TinySR(nn.Module):
+    """conv-GELU-conv-pixelshuffle plus a nearest-neighbour skip; receptive field 5x5."""
+
+    def __init__(self, scale: int = 4, seed: int = 0, width: int = 8) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.scale = scale
+        self.config = {"name": "tiny", "scale": scale}
+        self.body = nn.Conv2d(3, width, 3, padding=1)
+        self.tail = nn.Conv2d(width, 3 * scale * scale, 3, padding=1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.pixel_shuffle(self.tail(F.gelu(self.body(x))), self.scale)
+        return y + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class WindowAttentionStub(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class TinyAttentionSR(TinySR):
+    """TinySR with a (no-op) module named like window attention, for the fp16 guard."""
+
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__(scale)
+        self.attn = WindowAttentionStub()
+
+
+class OOMAbove(TinySR):
+    """Raises CUDA's out-of-memory error for inputs larger than ``limit`` pixels per side."""
+
+    def __init__(self, limit: int, scale: int = 2) -> None:
+        super().__init__(scale)
+        self.limit = limit
+        self.calls: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(tuple(x.shape[-2:]))
+        if max(x.shape[-2:]) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().forward(x)

@@ -1,0 +1,204 @@
+"""``contrast-sr upscale``: inputs, outputs, kinds, overwrite protection and failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from contrast_sr.cli import main
+from contrast_sr.infer import defaults
+from contrast_sr.infer.plan import plan_jobs
+
+from ._tiny_models import TinySR
+
+
+@pytest.fixture(autouse=True)
+def tiny_model(monkeypatch):
+    """The CLI runs a small deterministic x2 model instead of the bundled one."""
+    net = TinySR(scale=2)
+    monkeypatch.setattr(defaults, "get_model", lambda spec, scale=None: net)
+    return net
+
+
+def _save(path, mode="RGB", size=(12, 10), **kwargs):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65536, (size[1], size[0]), dtype=np.uint16))
+    elif mode != "RGB":
+        img = img.convert(mode)
+    img.save(path, **kwargs)
+    return path
+
+
+def _run(capsys, *argv):
+    code = main(["upscale", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("mode", "name", "expected_mode"),
+    [
+        ("RGB", "a.png", "RGB"),
+        ("L", "a.png", "L"),
+        ("LA", "a.png", "LA"),
+        ("RGBA", "a.png", "RGBA"),
+        ("P", "a.png", "RGB"),
+        ("CMYK", "a.jpg", "RGB"),
+        ("I;16", "a.png", "I;16"),
+        ("RGB", "a.bmp", "RGB"),
+        ("L", "a.tif", "L"),
+    ],
+)
+def test_output_keeps_the_input_kind(tmp_path, capsys, mode, name, expected_mode):
+    src = _save(tmp_path / name, mode)
+    code, out, err = _run(capsys, src, "-o", tmp_path / "out", "--json")
+    assert code == 0, err
+    result = Image.open(tmp_path / "out" / name)
+    assert result.size == (24, 20)
+    assert (
+        result.mode.startswith(expected_mode)
+        if expected_mode == "I;16"
+        else result.mode == expected_mode
+    )
+    report = json.loads(out)
+    assert report["outputs"][0]["width"] == 24 and report["failures"] == []
+
+
+def test_rgba_alpha_is_upscaled(tmp_path, capsys):
+    img = Image.new("RGBA", (8, 6), (200, 10, 10, 0))
+    img.paste((10, 200, 10, 255), (0, 0, 4, 6))
+    img.save(tmp_path / "a.png")
+    assert _run(capsys, tmp_path / "a.png", "-o", tmp_path / "b.png")[0] == 0
+    alpha = np.asarray(Image.open(tmp_path / "b.png"))[:, :, 3]
+    assert alpha[:, :6].min() >= 250 and alpha[:, 10:].max() <= 5
+
+
+def test_single_file_to_file_and_folder_and_glob(tmp_path, capsys):
+    for n in ("x", "y", "z"):
+        _save(tmp_path / f"{n}.png")
+    assert _run(capsys, tmp_path / "x.png", "-o", tmp_path / "one.png")[0] == 0
+    assert (tmp_path / "one.png").is_file()
+    assert _run(capsys, tmp_path, "-o", tmp_path / "dir")[0] == 0
+    assert sorted(os.listdir(tmp_path / "dir")) == ["one.png", "x.png", "y.png", "z.png"]
+    assert _run(capsys, str(tmp_path / "[xy].png"), "-o", tmp_path / "glob")[0] == 0
+    assert sorted(os.listdir(tmp_path / "glob")) == ["x.png", "y.png"]
+
+
+def test_refuses_to_overwrite_an_input(tmp_path, capsys):
+    src = _save(tmp_path / "a.png")
+    before = src.read_bytes()
+    code, _, err = _run(capsys, src, "-o", src)
+    assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, tmp_path, "-o", tmp_path)
+    assert code == 2 and "is an input" in err
+    assert src.read_bytes() == before
+    assert _run(capsys, src, "-o", src, "--overwrite")[0] == 0
+    assert Image.open(src).size == (24, 20)
+
+
+def test_existing_output_needs_overwrite(tmp_path, capsys):
+    src = _save(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"keep me")
+    assert _run(capsys, src, "-o", tmp_path / "out")[0] == 2
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"keep me"
+
+
+def test_folder_with_bad_files_processes_the_good_ones(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _save(folder / "good1.png")
+    _save(folder / "good2.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (folder / "text.bmp").write_text("hello")
+    code, out, err = _run(capsys, folder, "-o", tmp_path / "out", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert {os.path.basename(o["input"]) for o in report["outputs"]} == {"good1.png", "good2.jpg"}
+    assert {os.path.basename(f["input"]) for f in report["failures"]} == {"broken.png", "text.bmp"}
+    assert sorted(os.listdir(tmp_path / "out")) == ["good1.png", "good2.jpg"]  # no partial files
+    assert "broken.png" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["missing.png", "-o", "out"], 1, "no such file"),
+        (["*.nothing", "-o", "out"], 1, "matches no files"),
+        (["SRC", "-o", "out", "--tile", "abc"], 2, "--tile"),
+        (["SRC", "-o", "out", "--scale", "0"], 2, "--scale"),
+        (["SRC", "-o", "out", "--precision", "fp16", "--device", "cpu"], 2, "fp16"),
+        (["SRC", "-o", "out", "--device", "tpu"], 2, "--device"),
+        (["SRC", "-o", "out.png", "--tile-overlap", "-1"], 2, "--tile-overlap"),
+    ],
+)
+def test_usage_and_input_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, code, needle):
+    monkeypatch.chdir(tmp_path)
+    _save(tmp_path / "src.png")
+    argv = [a.replace("SRC", "src.png") for a in argv]
+    got, _, err = _run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
+
+def _png_bomb(path, width=20000, height=20000):
+    """A tiny PNG file whose header claims 400 megapixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (width + 1) * 4)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_decompression_bomb_is_refused(tmp_path, capsys):
+    src = _png_bomb(tmp_path / "bomb.png")
+    code, _out, err = _run(capsys, src, "-o", tmp_path / "out")
+    assert code == 1 and "decompression bomb" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "bomb.png").exists()
+
+
+def test_output_under_a_file_is_a_clean_error(tmp_path, capsys):
+    src = _save(tmp_path / "a.png")
+    code, _, err = _run(capsys, src, "-o", src / "sub" / "b.png")
+    assert code == 1 and "is a file" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="needs POSIX non-root")
+def test_unwritable_output_is_a_clean_error(tmp_path, capsys):
+    src = _save(tmp_path / "a.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = _run(capsys, src, "-o", locked / "sub" / "b.png")
+        assert code == 1 and "not writable" in err and len(err.strip().splitlines()) == 1
+    finally:
+        locked.chmod(0o700)
+
+
+def test_plan_file_vs_folder_output(tmp_path):
+    src = _save(tmp_path / "a.png")
+    assert plan_jobs([str(src)], str(tmp_path / "b.webp"))[0].target == tmp_path / "b.webp"
+    assert plan_jobs([str(src)], str(tmp_path / "res"))[0].target == tmp_path / "res" / "a.png"
+    assert plan_jobs([str(src)], str(tmp_path / "res") + "/")[0].target.name == "a.png"
+    other = tmp_path / "sub"
+    other.mkdir()
+    _save(other / "a.png")
+    with pytest.raises(Exception, match="both"):
+        plan_jobs([str(src), str(other / "a.png")], str(tmp_path / "o"))
