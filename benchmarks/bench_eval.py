@@ -4,9 +4,11 @@ Usage::
 
     python benchmarks/bench_eval.py [--data DIR] [--scale 4] [--threads 2] [--cli]
 
-Reports the in-process time of the whole protocol (read, crop, LR, bicubic SR, quantise,
-PSNR/SSIM) and its stages; with ``--cli`` also the wall time of the real command in a fresh
-process (interpreter and torch start-up included). Prints one JSON object.
+Reports the in-process wall time of the whole protocol (read, crop, LR, bicubic SR, quantise,
+PSNR/SSIM), its stages, the CPU time it used (all threads) and the machine's load average (on a
+shared machine the wall time grows with the load; ``--threads 1`` CPU time is what one idle core
+would need); with ``--cli`` also the wall time of the real command in a fresh process
+(interpreter and torch start-up included). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def main() -> None:
     ev.calculate_ssim_y = timed("metrics", metrics.calculate_ssim_y)
     sr_fn = timed("sr", ev.bicubic_sr(args.scale))
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = ev.evaluate(sr_fn, args.data, args.scale, model_name="bicubic", progress=False)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     report = {
         "dataset": result.dataset,
         "scale": args.scale,
@@ -67,6 +69,8 @@ def main() -> None:
         "psnr_y": round(result.psnr_y, 4),
         "ssim_y": round(result.ssim_y, 4),
         "seconds_in_process": round(total, 2),
+        "cpu_seconds_in_process": round(cpu, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "stages_s": {k: round(v, 2) for k, v in stages.items()},
     }
     if args.cli:

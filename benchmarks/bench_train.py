@@ -4,7 +4,8 @@
                                      [--scale 4] [--iters 5] [--workers 2] [--json]
 
 Reports training iterations/s (forward + L1 loss + backward + Adam step, fp32) of each model at
-the same batch and LR patch, their ratio to the first model, and how many batches/s the data
+the same batch and LR patch (timed iterations alternate between the models), the ratio to the
+first model, and how many batches/s the data
 pipeline (HR-only T91 patches with on-the-fly MATLAB-bicubic LR, the DataLoader of
 ``contrast-sr train``) delivers with ``--workers`` worker processes, so you can see that data
 loading is not the bottleneck (``data_headroom`` = pipeline batches/s / fastest model it/s).
@@ -29,7 +30,8 @@ from contrast_sr import create_model  # noqa: E402
 from contrast_sr.data.paired import PairedPatches, TrainSampler, seed_worker  # noqa: E402
 
 
-def bench_model(name: str, scale: int, batch: int, patch: int, iters: int) -> float:
+def make_step(name: str, scale: int, batch: int, patch: int):
+    """A closure running one training iteration of ``name`` on fixed random data."""
     torch.manual_seed(0)
     model = create_model(name, scale=scale).train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.99))
@@ -42,11 +44,22 @@ def bench_model(name: str, scale: int, batch: int, patch: int, iters: int) -> fl
         loss.backward()
         opt.step()
 
-    step()  # warm-up (allocations, kernel selection)
-    t0 = time.perf_counter()
+    return step
+
+
+def bench_models(names: list[str], scale: int, batch: int, patch: int, iters: int) -> dict:
+    """it/s of each model; timed iterations alternate between the models (A B A B ...) so that
+    load changes on a shared machine hit them alike."""
+    steps = {n: make_step(n, scale, batch, patch) for n in names}
+    for step in steps.values():
+        step()  # warm-up (allocations, kernel selection)
+    spent = dict.fromkeys(names, 0.0)
     for _ in range(iters):
-        step()
-    return iters / (time.perf_counter() - t0)
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            spent[name] += time.perf_counter() - t0
+    return {n: iters / spent[n] for n in names}
 
 
 def bench_data(hr_dir: Path, scale: int, batch: int, patch: int, workers: int, n: int) -> float:
@@ -93,10 +106,10 @@ def main() -> int:
         "threads": torch.get_num_threads(),
         "models": {},
     }
-    for name in args.models:
-        ips = bench_model(name, args.scale, args.batch, args.patch, args.iters)
+    speeds = bench_models(args.models, args.scale, args.batch, args.patch, args.iters)
+    for name, ips in speeds.items():
         result["models"][name] = {"it_per_s": ips, "samples_per_s": ips * args.batch}
-        print(f"{name:>16}: {ips:.3f} it/s ({ips * args.batch:.1f} patches/s)", file=sys.stderr)
+        print(f"{name:>16}: {ips:.4g} it/s ({ips * args.batch:.4g} patches/s)", file=sys.stderr)
     first = result["models"][args.models[0]]["it_per_s"]
     for name in args.models:
         result["models"][name]["speed_vs_first"] = result["models"][name]["it_per_s"] / first

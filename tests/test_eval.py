@@ -186,3 +186,34 @@ def test_cli_errors_are_one_line(tmp_path, capsys, setup, args, code, needle):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert needle in err
+
+
+def test_model_checkpoint_runs_through_eval(tmp_path, capsys):
+    models = pytest.importorskip("contrast_sr.models")
+    model = models.create_model(
+        "contrast_light", 2, dim=12, depths=[1], num_heads=6, upsample_features=8
+    )
+    ckpt = models.save_model(model, tmp_path / "tiny.safetensors")
+    hr = _hr_folder(tmp_path, n=1, size=(30, 26))
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(ckpt),
+            "--data",
+            str(hr),
+            "--scale",
+            "2",
+            "--json",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == str(ckpt) and len(result["images"]) == 2  # gray + RGB
+    assert all(np.isfinite(im["psnr_y"]) for im in result["images"])
+    # a x2 checkpoint asked to evaluate x3 is refused with a one-line error
+    assert main(["eval", "--model", str(ckpt), "--data", str(hr), "--scale", "3"]) != 0
+    assert capsys.readouterr().err.startswith("error: ")

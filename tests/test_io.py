@@ -229,3 +229,11 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     small = _save(tmp_path / "small.png", Image.fromarray(_rand8(20, 20, 3)))
     with pytest.raises(InputError, match="decompression bomb"):
         read_image(small, max_pixels=100)
+
+
+def test_alpha_is_dropped_only_where_the_format_has_none(tmp_path):
+    la = torch.rand(2, 6, 6)
+    for ext, channels in ((".png", 2), (".tif", 2), (".bmp", 1), (".jpg", 1)):
+        write_image(tmp_path / f"la{ext}", la)
+        x, info = read_image(tmp_path / f"la{ext}")
+        assert x.shape[0] == channels and info.channels == 1, ext

@@ -14,8 +14,9 @@ gray, gray+alpha, RGB, RGBA, palette and CMYK, and returns a float32 tensor ``(C
 
 ``write_image(path, tensor, info)`` writes a tensor in [0, 1] atomically, in the format named by
 the file extension, as the same kind of image ``info`` describes: gray stays gray, 16-bit stays
-16-bit where the format can hold it (PNG; TIFF for gray), alpha is kept where the format has it,
-and the ICC colour profile is carried over.
+16-bit where the format can hold it (PNG; TIFF for gray), alpha is kept where the format has it
+(not JPEG or BMP), and the ICC colour profile is carried over. WebP has no gray: gray is stored
+as RGB there. Pillow reads 16-bit colour TIFFs at 8 bits, so they come back as 8-bit.
 
 Any file that cannot be read raises :class:`~contrast_sr.errors.InputError` with one line naming
 the file and the reason; images larger than ``max_pixels`` are refused before decoding
@@ -50,7 +51,8 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
-MAX_PIXELS = 200_000_000  # ~ 14142 x 14142; a float32 RGB copy of that is 2.4 GB
+# ~ 12247 x 12247; a float32 RGB copy is 1.8 GB. Pillow's own guard (~179 MP) applies as well.
+MAX_PIXELS = 150_000_000
 
 _FORMATS = {
     ".png": "PNG",
@@ -318,9 +320,9 @@ def write_image(
 
     The format comes from the extension. ``info`` (from :func:`read_image`) chooses the kind:
     16-bit stays 16-bit in PNG (and gray TIFF), alpha is kept where the format supports it
-    (dropped for JPEG), and the ICC profile is written back. WebP is written lossless unless the
-    source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray, 2 gray+alpha, 3 RGB,
-    4 RGBA).
+    (dropped for JPEG and BMP), and the ICC profile is written back. WebP is written lossless
+    unless the source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray,
+    2 gray+alpha, 3 RGB, 4 RGBA).
     """
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -336,7 +338,7 @@ def write_image(
     has_alpha = x.shape[0] in (2, 4) if info is None else info.has_alpha
     if has_alpha and x.shape[0] not in (2, 4):
         raise ValueError(f"info says the image has alpha but the tensor has {x.shape[0]} channels")
-    if has_alpha and fmt == "JPEG":
+    if has_alpha and fmt in ("JPEG", "BMP"):  # formats without (readable) alpha
         x, has_alpha = x[:-1], False
     depth = 16 if info is not None and info.bit_depth == 16 else 8
     channels = x.shape[0]

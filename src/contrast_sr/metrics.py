@@ -103,16 +103,28 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
 
 
 def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable filter, valid region: ``(N, H, W)`` -> ``(N, H-k+1, W-k+1)`` (``k = len(g)``)."""
-    k = len(g)
-    h, w = x.shape[-2:]
-    rows = g[0] * x[:, : h - k + 1]
-    for i in range(1, k):
-        rows += g[i] * x[:, i : h - k + 1 + i]
-    out = g[0] * rows[:, :, : w - k + 1]
-    for i in range(1, k):
-        out += g[i] * rows[:, :, i : w - k + 1 + i]
-    return out
+    """Separable filter with a symmetric odd kernel ``g``, valid region.
+
+    ``(N, H, W)`` -> ``(N, H-k+1, W-k+1)`` with ``k = len(g)``; equal to filtering with the 2-D
+    window ``outer(g, g)`` and keeping only positions where it fits inside the image.
+    """
+
+    def one_axis(a: np.ndarray, axis: int) -> np.ndarray:
+        k, r = len(g), len(g) // 2
+        n = a.shape[axis] - k + 1
+
+        def part(i: int) -> np.ndarray:
+            return a[:, i : i + n] if axis == 1 else a[:, :, i : i + n]
+
+        out = g[r] * part(r)
+        tmp = np.empty_like(out)
+        for i in range(r):  # g[i] == g[k-1-i]: add the mirrored taps, multiply once
+            np.add(part(i), part(k - 1 - i), out=tmp)
+            tmp *= g[i]
+            out += tmp
+        return out
+
+    return one_axis(one_axis(x, 1), 2)
 
 
 def _ssim_channels(a: np.ndarray, b: np.ndarray) -> np.ndarray:

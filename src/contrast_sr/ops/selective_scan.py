@@ -27,13 +27,13 @@ signature ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus) -> y``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import threading
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from contrast_sr.ops.scan_reference import selective_scan_ref
 
@@ -121,7 +121,7 @@ def _delta_block(
     else:
         out.copy_(delta)
     if softplus:
-        out.copy_(F.softplus(out))
+        torch.ops.aten.softplus.out(out, 1, 20, out=out)  # in place, same as F.softplus
     return out
 
 
@@ -414,7 +414,7 @@ def scan_reference_channels_last(
             delta_bias,
             delta_softplus,
         )
-    return y.transpose(1, 2)
+    return y.transpose(1, 2).contiguous()
 
 
 # ----------------------------------------------------------------------------- backends
@@ -477,6 +477,27 @@ def resolve_scan_backend(u: torch.Tensor, backend: str | None = None) -> str:
         if check is not None and check(u):
             return candidate
     return "torch"
+
+
+def _register_optional_backends() -> None:
+    """ "numba" (fused CPU kernel) when numba is installed; imported lazily on first use."""
+    if importlib.util.find_spec("numba") is None:
+        return
+
+    def scan_numba(*args, **kwargs):
+        from contrast_sr.ops.numba_scan import scan_numba_channels_last
+
+        return scan_numba_channels_last(*args, **kwargs)
+
+    def numba_available(u: torch.Tensor) -> bool:
+        from contrast_sr.ops.numba_scan import available
+
+        return available(u)
+
+    register_scan_backend("numba", scan_numba, numba_available)
+
+
+_register_optional_backends()
 
 
 def selective_scan_channels_last(

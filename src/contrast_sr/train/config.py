@@ -186,7 +186,7 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     # `data.val` may be a folder or a list of folders directly
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("val"), str | list):
-        data["val"] = _resolve_one("data.val.hr_dir", data["val"], base)
+        data["val"] = {"hr_dir": _resolve_one("data.val.hr_dir", data["val"], base)}
     return raw
 
 

@@ -76,7 +76,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
-        if not dist.is_initialized():
+        own_group = not dist.is_initialized()
+        if own_group:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
     if t.batch_size is not None:
@@ -95,6 +96,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         raise UsageError(
             f"output {run_dir}", "already holds a run (use --resume, or another --output)"
         )
+    if world > 1:
+        dist.barrier()  # every rank has looked before rank 0 writes anything
 
     # --- reproducibility
     torch.manual_seed(t.seed)
@@ -215,7 +218,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
         running_n += 1
         log.step(it, last_loss, lr_now)
         if it % t.log_every == 0 or it == t.iters:
-            log.scalars(it, {"loss": running / running_n, "lr": lr_now})
+            mean = torch.tensor([running, running_n], dtype=torch.float64, device=device)
+            if world > 1:
+                dist.all_reduce(mean)  # the loss averaged over all ranks
+            log.scalars(it, {"loss": (mean[0] / mean[1]).item(), "lr": lr_now})
             running, running_n = 0.0, 0
 
         val_now = cfg.data.val is not None and (it % t.val_every == 0 or it == t.iters)
@@ -266,6 +272,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, model_fn=None)
     log.close()
     if world > 1:
         dist.barrier()
+        if own_group:
+            dist.destroy_process_group()
     return {
         "iterations": it,
         "trained": it - start,

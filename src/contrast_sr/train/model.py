@@ -32,7 +32,9 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     try:
         model = factory(scale=cfg.scale, **cfg.overrides)
     except UsageError as exc:  # the registry's own message, prefixed with the config key
-        key = "model.name" if "unknown model" in exc.message else "model"
+        named = [k for k in cfg.overrides if f"'{k}'" in exc.message]
+        key = "model.name" if exc.message.startswith("unknown model") else "model"
+        key = f"model.{named[0]}" if len(named) == 1 else key
         raise UsageError(f"config key '{key}'", exc.message) from None
     except (TypeError, ValueError) as exc:
         keys = ", ".join(f"model.{k}" for k in cfg.overrides) or "model.name"

@@ -1,0 +1,75 @@
+"""The fused numba kernel equals the torch path (values and every gradient)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from contrast_sr.ops import selective_scan_channels_last
+from contrast_sr.ops.selective_scan import resolve_scan_backend, scan_torch_channels_last
+from tests.test_selective_scan import grads, make_inputs, rel_err
+
+numba_scan = pytest.importorskip("contrast_sr.ops.numba_scan")
+if numba_scan.numba is None:
+    pytest.skip("numba is not installed", allow_module_level=True)
+
+
+def run_numba(*args):
+    return numba_scan.scan_numba_channels_last(*args)
+
+
+CASES = [  # b, L, dim, groups, N
+    (2, 200, 12, 4, 1),
+    (1, 131, 16, 1, 4),
+    (2, 130, 8, 2, 16),
+    (3, 64, 8, 4, 1),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("softplus", [False, True])
+def test_numba_matches_torch(case, softplus):
+    b, L, dim, G, N = case
+    args64 = make_inputs(b, L, dim, G, N, softplus, seed=L)
+    gy = torch.randn(b, L, dim, dtype=torch.float64)
+    y_ref, g_ref = grads(scan_torch_channels_last, args64, softplus, gy)
+    y, g = grads(run_numba, [t.float() for t in args64], softplus, gy.float())
+    assert y.dtype == torch.float32
+    assert rel_err(y, y_ref) <= 1e-5
+    for a, r in zip(g, g_ref, strict=True):
+        assert a.dtype == torch.float32 and rel_err(a, r) <= 1e-5
+
+
+def test_numba_channel_tiles_split_groups(monkeypatch):
+    """Tiles of 16 channels over groups of 24: partial gB/gC sums over tiles."""
+    monkeypatch.setattr(numba_scan, "_tile", lambda b, dim: 16)
+    args64 = make_inputs(1, 150, 48, 2, 3, True, seed=3)
+    args64[5] = None  # no D
+    gy = torch.randn(1, 150, 48, dtype=torch.float64)
+    y_ref, g_ref = grads(scan_torch_channels_last, args64, True, gy)
+    y, g = grads(run_numba, [None if t is None else t.float() for t in args64], True, gy.float())
+    assert rel_err(y, y_ref) <= 1e-5
+    assert len(g) == len(g_ref) == 6
+    for a, r in zip(g, g_ref, strict=True):
+        assert rel_err(a, r) <= 1e-5
+
+
+def test_numba_strong_decay_and_bf16():
+    args = make_inputs(1, 3000, 16, 4, 2, False, dtype=torch.float32, decay=30.0)
+    args[1] = args[1] + 0.5
+    y = run_numba(*args, False)
+    y_ref = scan_torch_channels_last(*args, False)
+    assert torch.isfinite(y).all() and rel_err(y, y_ref) <= 1e-5
+    u, delta, *rest = args
+    ybf = run_numba(u.bfloat16(), delta.bfloat16(), *rest, False)
+    assert ybf.dtype == torch.bfloat16 and rel_err(ybf, y_ref) <= 1e-2
+
+
+def test_auto_selects_numba_for_float32_only():
+    assert resolve_scan_backend(torch.zeros(1)) == "numba"
+    assert resolve_scan_backend(torch.zeros(1, dtype=torch.float64)) == "torch"
+    args = make_inputs(1, 40, 8, 2, 1, True, dtype=torch.float32)
+    y = selective_scan_channels_last(*args, delta_softplus=True)
+    assert rel_err(y, scan_torch_channels_last(*args, True)) <= 1e-5
+    with pytest.raises(RuntimeError, match="float32"):
+        run_numba(*[t.double() for t in args], True)
