@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = list(dict.fromkeys([args.reference, *args.models]))
+    load_before = os.getloadavg()[0]
     steps, params = {}, {}
     for name in names:
         model, step = make_step(name, args.batch, args.patch, args.scale)
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.reps):
         for name in names:
             times[name].append(steps[name]())
+    load_after = os.getloadavg()[0]
     best = {n: min(t) for n, t in times.items()}
     ref = best[args.reference]
     result = {
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             "reps": args.reps,
             "threads": args.threads,
             "torch": torch.__version__,
+            "loadavg_1min": [round(load_before, 2), round(load_after, 2)],
         },
         "models": {
             n: {
@@ -85,7 +89,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"train step, batch {args.batch}, LR {args.patch}x{args.patch}, x{args.scale}, CPU")
+        print(
+            f"train step, batch {args.batch}, LR {args.patch}x{args.patch}, x{args.scale}, CPU, "
+            f"load average {load_before:.1f} -> {load_after:.1f}"
+        )
         print(f"{'model':<24}{'params':>10}{'min s':>9}{'median s':>10}  vs {args.reference}")
         for n, r in result["models"].items():
             ratio = r[f"time_vs_{args.reference}"]

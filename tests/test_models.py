@@ -406,3 +406,20 @@ def test_ss2d_matches_per_direction_reference():
         merged[:, :, order] += y
     expected = m.out_proj(m.out_norm(merged.transpose(1, 2).reshape(b, h, w, c)))
     assert torch.allclose(m(x), expected, atol=1e-10)
+
+
+def test_resolve_bundled_weights_and_wrapped_save(tmp_path, monkeypatch):
+    from contrast_sr.models import checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("contrast_light", 2, **TINY).eval()
+    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", tmp_path)
+    save_model(torch.nn.DataParallel(model), tmp_path / "contrast_light_x2.safetensors")
+    keys = load_file(str(tmp_path / "contrast_light_x2.safetensors")).keys()
+    assert not any(k.startswith("module.") for k in keys)
+    loaded = resolve_model("contrast_light", 2)
+    x = torch.rand(1, 3, 5, 6)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    with pytest.raises(ContrastError, match="no bundled weights for x3"):
+        resolve_model("contrast_light", 3)

@@ -111,7 +111,7 @@ def resolve_model(
         if not weights.is_file():
             raise ContrastError(
                 f"model {name!r}",
-                f"there are no bundled weights for x{scale}; pass a checkpoint path "
+                f"has no bundled weights for x{scale}; pass a checkpoint path "
                 "(train one with 'contrast-sr train' or import one with 'contrast-sr convert')",
             )
         path = weights
