@@ -98,3 +98,17 @@ def test_eval_self_ensemble_flag(tmp_path, capsys):
         results[bool(extra)] = json.loads(capsys.readouterr().out)
     assert "self-ensemble" in json.dumps(results[True])
     assert json.dumps(results[True]) != json.dumps(results[False])
+
+
+@bundled
+def test_bundled_model_beats_srcnn_on_set5_and_bicubic_on_set14(data_dir, capsys):
+    """The acceptance of the default model, measured exactly as `contrast-sr eval` reports it."""
+    scores = {}
+    for model in ("default", "bicubic"):
+        for name in ("Set5", "Set14"):
+            argv = ["eval", "--data", str(data_dir / "benchmark" / name / "HR"), "--scale", "4"]
+            argv += [] if model == "default" else ["--model", "bicubic"]
+            assert main([*argv, "--json", "--no-progress", "--device", "cpu"]) == 0
+            scores[model, name] = json.loads(capsys.readouterr().out)["psnr_y"]
+    assert scores["default", "Set5"] >= 30.50
+    assert scores["default", "Set14"] > scores["bicubic", "Set14"] + 0.5
