@@ -198,6 +198,27 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> tuple[torch.Tensor,
     return _to_tensor(array, depth), info
 
 
+def standard_mode(img: Image.Image) -> Image.Image:
+    """8-bit Pillow modes -> L, LA, RGB or RGBA: bilevel -> L, palette -> RGB (RGBA when it has
+    transparency), premultiplied -> straight alpha, CMYK/YCbCr/LAB/HSV/RGBX -> RGB. 16-bit
+    ("I;16*", "I") and float ("F") images pass through unchanged."""
+    mode = img.mode
+    if mode in ("L", "LA", "RGB", "RGBA") or mode.startswith("I") or mode == "F":
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode == "P":
+        has_t = "transparency" in img.info or (
+            img.palette is not None and img.palette.mode == "RGBA"
+        )
+        return img.convert("RGBA" if has_t else "RGB")
+    if mode in ("PA", "RGBa"):
+        return img.convert("RGBA")
+    if mode == "La":
+        return img.convert("LA")
+    return img.convert("RGB")
+
+
 def _pillow_to_array(img: Image.Image, path: Path) -> tuple[np.ndarray, int, bool, int]:
     """Pillow image -> ``(H, W, C)`` integer array, colour channels, has_alpha, bit depth."""
     mode = img.mode
@@ -210,19 +231,7 @@ def _pillow_to_array(img: Image.Image, path: Path) -> tuple[np.ndarray, int, boo
         return arr.astype(np.uint16)[..., None], 1, False, 16
     if mode == "F":
         raise _fail(path, "floating-point images (mode F) are not supported")
-    if mode == "1":
-        img = img.convert("L")
-    elif mode == "P":
-        has_t = "transparency" in img.info or img.palette.mode == "RGBA"
-        img = img.convert("RGBA" if has_t else "RGB")
-    elif mode == "PA":
-        img = img.convert("RGBA")
-    elif mode == "La":
-        img = img.convert("LA")
-    elif mode == "RGBa":
-        img = img.convert("RGBA")
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    img = standard_mode(img)
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[..., None]

@@ -19,11 +19,11 @@ from PIL import Image
 from torch import Tensor
 
 from contrast_sr.errors import InputError
+from contrast_sr.io import standard_mode
 
 Restore = Callable[[Tensor], Any]
 
 _PIL_16BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_PIL_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 
 
 def _quantize(y: Tensor, maximum: int) -> Tensor:
@@ -32,18 +32,7 @@ def _quantize(y: Tensor, maximum: int) -> Tensor:
 
 def _from_pil(img: Image.Image) -> tuple[Tensor, Restore]:
     mode = img.mode
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode == "PA":
-        img = img.convert("RGBA")
-    elif mode in _PIL_TO_RGB:
-        img = img.convert("RGB")
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode == "RGBa":
-        img = img.convert("RGBA")
-    elif mode == "La":
-        img = img.convert("LA")
+    img = standard_mode(img)
     out_mode = img.mode
     if out_mode in _PIL_16BIT:
         arr = np.asarray(img).astype(np.float32) / 65535.0

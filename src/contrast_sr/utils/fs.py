@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -23,32 +23,14 @@ def _default_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of ``path`` for writing; on success rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(path: str | os.PathLike, write_to: callable) -> None:
-    """Call ``write_to(tmp_path)`` (for libraries that want a file name), then rename atomically."""
-    path = Path(path)
+def _temporary_sibling(path: Path) -> Iterator[str]:
+    """A temporary file name beside ``path``; renamed onto ``path`` (fsynced, ordinary
+    permissions) when the block succeeds, removed when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write_to(tmp)
+        yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, _default_mode())
@@ -57,3 +39,16 @@ def atomic_save(path: str | os.PathLike, write_to: callable) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; on success rename it onto ``path``."""
+    with _temporary_sibling(Path(path)) as tmp, open(tmp, mode) as handle:
+        yield handle
+
+
+def atomic_save(path: str | os.PathLike, write_to: Callable[[str], object]) -> None:
+    """Call ``write_to(tmp_path)`` (for libraries that want a file name), then rename atomically."""
+    with _temporary_sibling(Path(path)) as tmp:
+        write_to(tmp)
