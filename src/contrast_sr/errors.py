@@ -33,3 +33,29 @@ class InputError(ContrastError):
     """An input file that cannot be used: missing, unreadable, too large, wrong kind."""
 
     exit_code = 1
+
+
+class ArgumentError(UsageError):
+    """A library function got a bad argument; ``argument`` is the parameter's name.
+
+    Library code speaks of its own parameters (``tile_overlap``); the command line shows the
+    matching flag instead (``--tile-overlap``, see :meth:`as_flag`).
+    """
+
+    def __init__(self, argument: str, why: str) -> None:
+        self.argument = str(argument)
+        super().__init__(f"argument {self.argument!r}", why)
+
+    def as_flag(self, flag: str | None = None) -> UsageError:
+        """The same error phrased for the command line: ``--name: why``."""
+        flag = flag or "--" + self.argument.replace("_", "-")
+        return UsageError(flag, self.why)
+
+
+class ConfigError(UsageError):
+    """A configuration field is unknown or has an invalid value; ``field`` names it
+    (``section`` says which configuration: ``"model"``, ``"train"``, ...)."""
+
+    def __init__(self, field: str, why: str, section: str = "model") -> None:
+        self.field, self.section = str(field), str(section)
+        super().__init__(f"{self.section} config field {self.field!r}", why)

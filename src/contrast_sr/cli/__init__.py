@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from contrast_sr import __version__
-from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -69,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return int(args.func(args) or 0)
     except ContrastError as exc:
+        if isinstance(exc, ArgumentError):  # library arguments are flags here
+            exc = exc.as_flag()
         if debug:
             traceback.print_exc()
         print(f"error: {exc.message}", file=sys.stderr)
