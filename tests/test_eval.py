@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from contrast_sr.cli import main
+from contrast_sr.data import bicubic_lr
 from contrast_sr.errors import InputError, UsageError
-from contrast_sr.evaluate import bicubic_sr, evaluate, make_lr
+from contrast_sr.evaluate import bicubic_sr, evaluate
 from contrast_sr.io import read_image, to_uint8, write_image
 from tests.conftest import cli_env
 
@@ -134,7 +135,7 @@ def test_prepared_lr_folder_gives_the_same_numbers(tmp_path):
     for path in sorted(hr_dir.iterdir()):
         hr = to_uint8(read_image(path)[0])
         hr = hr[:, : hr.shape[1] // 2 * 2, : hr.shape[2] // 2 * 2]
-        write_image(lr_dir / f"{path.stem}x2.png", make_lr(hr, 2).float() / 255)
+        write_image(lr_dir / f"{path.stem}x2.png", bicubic_lr(hr, 2).float() / 255)
     made = evaluate(bicubic_sr(2), hr_dir, 2, progress=False)
     given = evaluate(bicubic_sr(2), hr_dir, 2, lr_dir=lr_dir, progress=False)
     assert made.to_dict() == given.to_dict()
@@ -143,10 +144,10 @@ def test_prepared_lr_folder_gives_the_same_numbers(tmp_path):
         evaluate(bicubic_sr(2), hr_dir, 2, lr_dir=lr_dir, progress=False)
 
 
-def test_make_lr_rounds_half_to_even():
+def test_bicubic_lr_rounds_half_to_even():
     # a constant image downsamples to itself; 0.5-offsets must round to even like np.round
     hr = torch.full((1, 8, 8), 7, dtype=torch.uint8)
-    assert torch.equal(make_lr(hr, 2), torch.full((1, 4, 4), 7, dtype=torch.uint8))
+    assert torch.equal(bicubic_lr(hr, 2), torch.full((1, 4, 4), 7, dtype=torch.uint8))
     assert to_uint8(torch.tensor([2.5, 3.5]) / 255).tolist() == [2, 4]
 
 

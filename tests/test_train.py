@@ -216,8 +216,8 @@ def test_sampler_shards_disjoint_and_cover():
 
 def test_hr_only_lr_matches_full_image_downscale(tmp_path, data_dir):
     """On-the-fly LR patches equal the crop of the evaluation's full-image LR."""
+    from contrast_sr.data import bicubic_lr
     from contrast_sr.data.paired import read_rgb, to_tensor
-    from contrast_sr.evaluate import make_lr
 
     src = sorted((data_dir / "train" / "T91").glob("*.bmp"))[0]
     (tmp_path / "hr").mkdir()
@@ -226,7 +226,7 @@ def test_hr_only_lr_matches_full_image_downscale(tmp_path, data_dir):
     s, p = 3, 10
     h, w = (hr_full.shape[0] // s) * s, (hr_full.shape[1] // s) * s
     hr_t = torch.from_numpy(hr_full[:h, :w].transpose(2, 0, 1).copy())
-    lr_full = make_lr(hr_t, s).float() / 255
+    lr_full = bicubic_lr(hr_t, s).float() / 255
     ds = PairedPatches(tmp_path / "hr", s, p, hflip=False, rot90=False, seed=0)
     exact = 0
     for k in range(30):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from contrast_sr.data.degrade import bicubic_lr
 from contrast_sr.errors import InputError, UsageError
 from contrast_sr.io import list_images, read_image, split_alpha, to_uint8, write_image
 from contrast_sr.metrics import calculate_psnr_y, calculate_ssim_y
@@ -35,7 +36,6 @@ __all__ = [
     "bicubic_sr",
     "evaluate",
     "find_lr",
-    "make_lr",
     "model_sr",
 ]
 
@@ -86,13 +86,6 @@ class EvalResult:
         lines += [f"{r.name:<{width}}  {r.psnr_y:8.4f}  {r.ssim_y:7.4f}" for r in self.images]
         lines.append(f"{'mean':<{width}}  {self.psnr_y:8.4f}  {self.ssim_y:7.4f}")
         return "\n".join(lines)
-
-
-def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
-    """MATLAB bicubic downscale of uint8 ``hr`` ``(C, H, W)`` (H, W multiples of ``scale``),
-    rounded half to even to uint8 ``(C, H/scale, W/scale)``."""
-    lr = imresize(hr.to(torch.float64) / 255.0, scale=1.0 / scale)
-    return torch.round(lr.clamp(0, 1) * 255.0).to(torch.uint8)
 
 
 def bicubic_sr(scale: int) -> SRFunction:
@@ -248,7 +241,7 @@ def _evaluate_image(
                 f"for x{scale} of {hr_path.name}",
             )
     else:
-        lr = make_lr(hr, scale)
+        lr = bicubic_lr(hr, scale)
     lr_in = (lr.to(torch.float32) / 255.0)[None].to(device)
     sr = sr_fn(lr_in)
     if sr.dim() != 4 or tuple(sr.shape[-2:]) != (h, w) or sr.shape[1] != lr.shape[0]:

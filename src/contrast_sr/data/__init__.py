@@ -1,5 +1,7 @@
-"""Training and validation data: random SR patch pairs and full validation images."""
+"""Training and validation data: random SR patch pairs, full validation images, and the bicubic
+LR of the SR papers (:func:`bicubic_lr`)."""
 
-from contrast_sr.data.paired import PairedPatches, TrainSampler, list_images, make_lr
+from contrast_sr.data.degrade import bicubic_lr
+from contrast_sr.data.paired import PairedPatches, TrainSampler, list_images
 
-__all__ = ["PairedPatches", "TrainSampler", "list_images", "make_lr"]
+__all__ = ["PairedPatches", "TrainSampler", "bicubic_lr", "list_images"]

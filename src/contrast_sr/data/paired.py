@@ -3,7 +3,7 @@
 Two layouts:
 
 * **HR only** (``lr_dir`` unset): the LR patch is made on the fly with the MATLAB bicubic of the
-  evaluation code (:func:`contrast_sr.evaluate.make_lr`) and rounded to 8 bits, exactly as if
+  evaluation (:func:`contrast_sr.data.degrade.bicubic_lr`), rounded to 8 bits, exactly as if
   the whole HR image had been downscaled and saved as PNG first (the crop is taken with a margin
   wider than the kernel, so borders match the full-image result).
 * **LR/HR pairs** (BasicSR/EDSR layout): ``lr_dir/<filename_tmpl.format(hr_stem)><ext>``, e.g.
@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from contrast_sr.data.degrade import bicubic_lr
 from contrast_sr.errors import UsageError
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
@@ -46,16 +47,12 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).float().div_(255.0)
+    return _chw(array).float().div_(255.0)
 
 
-def make_lr(hr: np.ndarray, scale: int) -> torch.Tensor:
-    """(H, W, 3) uint8 HR (sides divisible by ``scale``) -> (3, H/s, W/s) float32 LR: the
-    evaluation's MATLAB bicubic downscale, rounded to 8 bits like a stored LR PNG."""
-    from contrast_sr.evaluate import make_lr as eval_make_lr
-
-    hr_t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))
-    return eval_make_lr(hr_t, scale).float().div_(255.0)
+def _chw(array: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) uint8."""
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
 class PairedPatches(Dataset):
@@ -147,7 +144,8 @@ class PairedPatches(Dataset):
             y0, x0 = max(0, y - _MARGIN), max(0, x - _MARGIN)
             y1, x1 = min(lr_h, y + p + _MARGIN), min(lr_w, x + p + _MARGIN)
             region = hr_img[y0 * s : y1 * s, x0 * s : x1 * s]
-            lr = make_lr(region, s)[:, y - y0 : y - y0 + p, x - x0 : x - x0 + p]
+            lr = bicubic_lr(_chw(region), s).float().div_(255.0)
+            lr = lr[:, y - y0 : y - y0 + p, x - x0 : x - x0 + p]
             hr = to_tensor(hr_img[y * s : (y + p) * s, x * s : (x + p) * s])
         flip, vflip, transpose = rng.random(3) < 0.5
         if self.hflip and flip:
