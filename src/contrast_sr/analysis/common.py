@@ -1,4 +1,5 @@
-"""What the analysis commands share: loading images and models, the LR a figure starts from."""
+"""What the analysis tools share: loading images and models, the (HR, LR) pair a figure starts
+from, and the check that an output box fits the image."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from contrast_sr.errors import ContrastError, InputError, UsageError
-from contrast_sr.io import read_image
+from contrast_sr.data.degrade import bicubic_lr
+from contrast_sr.errors import ArgumentError, ContrastError, InputError
+from contrast_sr.io import read_image, to_uint8
 from contrast_sr.ops.imresize import imresize
 
 
@@ -23,17 +25,18 @@ def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
     return imresize(x, scale=scale)
 
 
-def make_lr(hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crop HR (3, H, W) to a multiple of ``scale`` and bicubic-downscale it.
+def hr_and_lr(hr: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop HR (3, H, W) in [0, 1] to a multiple of ``scale`` and make its LR as the papers do
+    (:func:`~contrast_sr.data.degrade.bicubic_lr`, 8-bit).
 
-    Returns (hr_cropped (1, 3, H', W'), lr (1, 3, H'/s, W'/s)).
+    Returns (hr_cropped (1, 3, H', W'), lr (1, 3, H'/s, W'/s)), float32 in [0, 1].
     """
     h, w = hr.shape[-2:]
     h, w = h - h % scale, w - w % scale
     if h < scale or w < scale:
         raise InputError("image", f"smaller than the scale factor {scale}")
     hr = hr[None, :, :h, :w]
-    return hr, resize(hr, 1.0 / scale).clamp(0, 1)
+    return hr, bicubic_lr(to_uint8(hr), scale).float().div_(255.0)
 
 
 class Bicubic(nn.Module):
@@ -48,54 +51,47 @@ class Bicubic(nn.Module):
         return resize(x, float(self.scale))
 
 
-def load_model(spec: str, scale: int | None = 4, random_init: bool = False) -> nn.Module:
+class MissingWeightsError(ContrastError):
+    """A registered model has no bundled weights for the scale: pass a checkpoint instead, or
+    build the architecture untrained with ``random_init``."""
+
+    def __init__(self, name: str, scale: int) -> None:
+        self.model, self.scale = name, int(scale)
+        super().__init__(
+            f"model {name!r}",
+            f"has no bundled weights for x{scale}; pass a checkpoint path, "
+            "or random_init=True for untrained weights",
+        )
+
+
+def load_analysis_model(spec: str, scale: int | None = 4, random_init: bool = False) -> nn.Module:
     """``bicubic``, a checkpoint path, or a registered name: with its bundled weights, or with
-    random initialisation (seed 0) when ``random_init`` (to study an untrained architecture)."""
+    random initialisation (seed 0) when ``random_init`` (to study an untrained architecture).
+
+    Raises :class:`MissingWeightsError` for a registered name without bundled weights.
+    """
+    scale_or_4 = scale or 4
     if spec == "bicubic":
-        return Bicubic(scale or 4)
-    from contrast_sr.models import create_model, resolve_model
+        return Bicubic(scale_or_4)
+    from contrast_sr.models import create_model, list_models, resolve_model
+    from contrast_sr.models.checkpoint import bundled_weights
+    from contrast_sr.models.registry import canonical_name
 
-    if random_init and not Path(spec).is_file():
-        with torch.random.fork_rng():
-            torch.manual_seed(0)  # the same "untrained" weights on every run
-            return create_model(spec, scale=scale or 4)
-    try:
-        return resolve_model(spec, scale)
-    except ContrastError as exc:
-        if "bundled weights" in exc.message:
-            raise ContrastError(
-                exc.message, "or pass --random-init for untrained weights"
-            ) from None
-        raise
-
-
-def load_models(specs: str, scale: int | None, random_init: bool = False) -> list:
-    """Comma-separated ``--model`` list -> [(name, model in eval mode)]."""
-    names = [s.strip() for s in specs.split(",") if s.strip()]
-    if not names:
-        raise UsageError("--model", "give at least one model")
-    out = []
-    for name in names:
-        model = load_model(name, scale, random_init).eval()
-        out.append((Path(name).stem if Path(name).suffix else name, model))
-    return out
-
-
-def parse_box(text: str, default_size: int = 16) -> tuple[int, int, int]:
-    """``X,Y[,SIZE]`` -> (x, y, size) of a square in output (HR) pixels."""
-    try:
-        parts = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise UsageError("--box", f"expected X,Y[,SIZE] integers, got {text!r}") from None
-    if len(parts) not in (2, 3) or min(parts) < 0 or (len(parts) == 3 and parts[2] < 1):
-        raise UsageError("--box", f"expected X,Y[,SIZE] with X,Y >= 0, SIZE >= 1, got {text!r}")
-    x, y = parts[:2]
-    return x, y, parts[2] if len(parts) == 3 else default_size
+    if not Path(spec).is_file():
+        if random_init:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)  # the same "untrained" weights on every run
+                return create_model(spec, scale=scale_or_4)
+        name = canonical_name(spec)
+        if name in list_models() and not bundled_weights(name, scale_or_4).is_file():
+            raise MissingWeightsError(name, scale_or_4)
+    return resolve_model(spec, scale)
 
 
 def check_box(box: tuple[int, int, int], height: int, width: int) -> None:
+    """Raise unless the square ``box`` (x, y, size) lies inside a ``width`` x ``height`` image."""
     x, y, size = box
     if x + size > width or y + size > height:
-        raise UsageError(
-            "--box", f"{x},{y},{size} does not fit in the {width}x{height} (WxH) output image"
+        raise ArgumentError(
+            "box", f"{x},{y},{size} does not fit in the {width}x{height} (WxH) output image"
         )

@@ -102,10 +102,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def _bench_one(args, spec: str, device) -> dict:
     from contrast_sr.analysis.bench import bench_model
-    from contrast_sr.analysis.common import load_model
+    from contrast_sr.analysis.common import load_analysis_model
 
     # Speed does not depend on the weights: registered names are built untrained.
-    model = load_model(spec, args.scale, random_init=True)
+    model = load_analysis_model(spec, args.scale, random_init=True)
     return bench_model(
         spec,
         model,

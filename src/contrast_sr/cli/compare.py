@@ -27,16 +27,17 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from contrast_sr.analysis import figure
-    from contrast_sr.analysis.common import check_box, load_image, load_models, make_lr, parse_box
+    from contrast_sr.analysis.common import check_box, hr_and_lr, load_image
     from contrast_sr.analysis.compare import compare_models
+    from contrast_sr.cli.analysis_args import models_from_arg, parse_box
     from contrast_sr.errors import UsageError
 
     if args.scale < 1:
         raise UsageError("--scale", "must be positive")
     box = parse_box(args.box, default_size=64)
-    hr, lr = make_lr(load_image(args.image), args.scale)
+    hr, lr = hr_and_lr(load_image(args.image), args.scale)
     check_box(box, *hr.shape[-2:])
-    models = load_models(args.models, args.scale, args.random_init)
+    models = models_from_arg(args.models, args.scale, args.random_init, "--models")
     fig, numbers = compare_models(models, hr, lr, box, args.scale)
     figure.save_png(fig, args.output)
     for row in numbers["results"]:

@@ -35,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from contrast_sr.analysis.common import load_model
+    from contrast_sr.cli.analysis_args import model_from_arg
     from contrast_sr.errors import UsageError
 
     out = Path(args.output)
@@ -48,7 +48,7 @@ def run(args) -> int:
         raise UsageError("--model", "bicubic has nothing to export")
     if args.size < 1:
         raise UsageError("--size", "must be positive")
-    model = load_model(args.model, args.scale, args.random_init).eval()
+    model = model_from_arg(args.model, args.scale, args.random_init)
     if args.format == "onnx":
         from contrast_sr.export.onnx import export_onnx
 

@@ -33,12 +33,13 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from contrast_sr.analysis import figure
-    from contrast_sr.analysis.common import load_image, load_model
+    from contrast_sr.analysis.common import load_image
     from contrast_sr.analysis.features import feature_norms
+    from contrast_sr.cli.analysis_args import model_from_arg
     from contrast_sr.errors import ContrastError
 
     image = load_image(args.image)[None]
-    model = load_model(args.model, args.scale, args.random_init).eval()
+    model = model_from_arg(args.model, args.scale, args.random_init)
     try:
         layers = feature_norms(model, image, args.level)
     except ValueError as exc:

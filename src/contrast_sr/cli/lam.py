@@ -38,8 +38,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from contrast_sr.analysis import figure
-    from contrast_sr.analysis.common import check_box, load_image, load_models, make_lr, parse_box
+    from contrast_sr.analysis.common import check_box, hr_and_lr, load_image
     from contrast_sr.analysis.lam import local_attribution_map
+    from contrast_sr.cli.analysis_args import models_from_arg, parse_box
     from contrast_sr.errors import UsageError
     from contrast_sr.utils.device import resolve_device
 
@@ -47,9 +48,9 @@ def run(args) -> int:
         raise UsageError("lam", "--steps, --batch, --scale, --sigma, --gamma must be positive")
     box = parse_box(args.box)
     device = resolve_device(args.device)
-    hr, lr = make_lr(load_image(args.image), args.scale)
+    hr, lr = hr_and_lr(load_image(args.image), args.scale)
     check_box(box, *hr.shape[-2:])
-    models = load_models(args.model, args.scale, args.random_init)
+    models = models_from_arg(args.model, args.scale, args.random_init)
     rows, images, captions = [], [], []
     lr_pil = figure.to_pil(lr[0])
     x, y, size = box
