@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from contrast_sr.infer.convert import to_batch
+from contrast_sr.infer.arrays import to_batch
 from contrast_sr.infer.defaults import get_model
 from contrast_sr.infer.upscaler import Upscaler
 
