@@ -10,19 +10,21 @@ from torch import nn
 
 from contrast_sr.errors import ContrastError
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_MODEL_NAME = "contrast_tiny"
 
 
 def default_weights(scale: int = 4) -> Path:
     """Path of the bundled weights for ``scale`` (the file may be missing)."""
-    return WEIGHTS_DIR / f"{DEFAULT_MODEL_NAME}_x{scale}.safetensors"
+    from contrast_sr.models.checkpoint import bundled_weights
+
+    return bundled_weights(DEFAULT_MODEL_NAME, scale)
 
 
 @functools.lru_cache(maxsize=4)
 def default_model(scale: int = 4) -> nn.Module:
     """The bundled model for ``scale``; falls back to the x4 one (resized output) if missing."""
     from contrast_sr.models import load_model
+    from contrast_sr.models.checkpoint import WEIGHTS_DIR
 
     for candidate in (scale, 4):
         path = default_weights(candidate)
