@@ -105,20 +105,19 @@ def model_sr(
     Runs in ``eval()`` mode under ``no_grad`` (and autocast for bf16/fp16). Gray inputs are fed as
     three equal channels and the output is averaged back to one channel.
     """
+    from contrast_sr.infer.channels import gray_as_rgb
     from contrast_sr.utils.device import autocast
 
     device = device or torch.device("cpu")
     model = model.to(device).eval()
 
-    def sr_fn(lr: torch.Tensor) -> torch.Tensor:
-        gray = lr.shape[1] == 1
-        x = lr.to(device)
-        if gray:
-            x = x.expand(-1, 3, -1, -1)
+    def rgb_forward(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), autocast(device, precision):
             y = model(x)
-        y = y.float()
-        return y.mean(dim=1, keepdim=True) if gray else y
+        return y.float()
+
+    def sr_fn(lr: torch.Tensor) -> torch.Tensor:
+        return gray_as_rgb(rgb_forward, lr.to(device))
 
     return sr_fn
 

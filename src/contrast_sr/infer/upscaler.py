@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.infer.channels import gray_as_rgb
 from contrast_sr.infer.ensemble import self_ensemble
 from contrast_sr.infer.memory import MIN_TILE, TILE_MULTIPLE, auto_tile
 from contrast_sr.infer.precision import check_precision
@@ -148,7 +149,7 @@ class Upscaler:
     def _alpha(self, a: Tensor) -> Tensor:
         """(B,1,h,w) alpha -> (B,1,s*h,s*w)."""
         if self.alpha == "model":
-            return self._rgb_with_retry(a.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
+            return gray_as_rgb(self._rgb_with_retry, a)
         return F.interpolate(a, scale_factor=self.model_scale, mode="bicubic", align_corners=False)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -163,10 +164,7 @@ class Upscaler:
         x = x.detach().float().cpu()
         c = x.shape[1]
         color, alpha = (x[:, :3], x[:, 3:]) if c >= 3 else (x[:, :1], x[:, 1:])
-        if color.shape[1] == 1:
-            out = self._rgb_with_retry(color.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
-        else:
-            out = self._rgb_with_retry(color)
+        out = gray_as_rgb(self._rgb_with_retry, color)
         if alpha.shape[1]:
             out = torch.cat([out, self._alpha(alpha)], dim=1)
         if self.scale != self.model_scale:  # e.g. x2 with an x4 model: resize its output
