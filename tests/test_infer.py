@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 from contrast_sr.infer import Upscaler, self_ensemble, tiled_forward, upscale
 from contrast_sr.infer.ensemble import TRANSFORMS, apply_transform
 from contrast_sr.infer.memory import auto_tile
@@ -156,8 +156,9 @@ def test_auto_tile_shrinks_with_the_budget(model):
 
 @pytest.mark.parametrize("bad", ["x", "4", 3, -5])
 def test_bad_tile_values(model, bad):
-    with pytest.raises(UsageError, match="--tile"):
+    with pytest.raises(ArgumentError, match="tile") as caught:
         Upscaler(model, device="cpu", tile=bad)
+    assert caught.value.argument == "tile" and "--tile" in caught.value.as_flag().message
 
 
 def test_tile_values_from_the_command_line(model):

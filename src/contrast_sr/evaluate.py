@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from contrast_sr.data.degrade import bicubic_lr
-from contrast_sr.errors import InputError, UsageError
+from contrast_sr.errors import ArgumentError, InputError
 from contrast_sr.io import list_images, read_image, split_alpha, to_uint8, write_image
 from contrast_sr.metrics import calculate_psnr_y, calculate_ssim_y
 from contrast_sr.ops.imresize import imresize
@@ -165,31 +165,31 @@ def evaluate(
     """Run the evaluation protocol over every image in ``hr_dir``; see the module docstring.
 
     Raises:
-        UsageError: bad scale or folders (exit code 2).
+        ArgumentError: bad scale or folders (exit code 2; the CLI names its flags).
         InputError: an unreadable image, a missing LR file, or a wrong SR/LR size (exit code 1).
     """
     from tqdm import tqdm
 
     if not isinstance(scale, int) or scale < 1:
-        raise UsageError("--scale", f"must be a positive integer, got {scale!r}")
+        raise ArgumentError("scale", f"must be a positive integer, got {scale!r}")
     hr_dir = Path(hr_dir)
     if not hr_dir.is_dir():
-        raise UsageError(str(hr_dir), "not a folder of HR images")
+        raise ArgumentError("hr_dir", f"{hr_dir} is not a folder of HR images")
     hr_paths = list_images(hr_dir)
     if not hr_paths:
-        raise UsageError(str(hr_dir), "no images found (png, bmp, jpg, tif, webp)")
+        raise ArgumentError("hr_dir", f"no images found in {hr_dir} (png, bmp, jpg, tif, webp)")
     lr_files: dict[str, Path] = {}
     if lr_dir is not None:
         lr_dir = Path(lr_dir)
         if not lr_dir.is_dir():
-            raise UsageError(str(lr_dir), "--lr is not a folder")
+            raise ArgumentError("lr_dir", f"{lr_dir} is not a folder")
         lr_files = {p.stem.lower(): p for p in list_images(lr_dir)}
     if save_dir is not None:
         save_dir = Path(save_dir)
         inputs = {hr_dir.resolve()} | ({Path(lr_dir).resolve()} if lr_dir else set())
         if save_dir.resolve() in inputs:
-            raise UsageError(
-                "--save-dir",
+            raise ArgumentError(
+                "save_dir",
                 f"{save_dir} is an input folder; choose another one so no input is overwritten",
             )
     device = device or torch.device("cpu")
@@ -262,5 +262,5 @@ def _evaluate_image(
 def _save(save_dir: Path, hr_path: Path, sr_u8: torch.Tensor, inputs: set[Path]) -> None:
     target = save_dir / f"{hr_path.stem}.png"
     if target.resolve() in inputs:
-        raise UsageError("--save-dir", f"{target} would overwrite an input")
+        raise ArgumentError("save_dir", f"{target} would overwrite an input")
     write_image(target, sr_u8.float() / 255.0)

@@ -3,8 +3,11 @@
 Each subcommand lives in ``contrast_sr/cli/<name>.py`` and exposes
 ``register(subparsers) -> argparse.ArgumentParser`` which adds its parser and sets
 ``func=run`` with ``run(args) -> int``. Heavy imports (torch, models) happen inside ``run`` so
-that ``--help`` stays fast. Conventions (exit codes, one-line errors, ``--json``) are in
-``docs/cli.md``.
+that ``--help`` stays fast. Library errors name parameters
+(:class:`~contrast_sr.errors.ArgumentError`); ``main`` shows them as flags (``tile_overlap`` as
+``--tile-overlap``), or as the command's own flag where the names differ
+(``set_defaults(flag_names={"hr_dir": "--data"})``). Conventions (exit codes, one-line errors,
+``--json``) are in ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -70,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ContrastError as exc:
         if isinstance(exc, ArgumentError):  # library arguments are flags here
-            exc = exc.as_flag()
+            exc = exc.as_flag(getattr(args, "flag_names", {}).get(exc.argument))
         if debug:
             traceback.print_exc()
         print(f"error: {exc.message}", file=sys.stderr)

@@ -41,7 +41,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--self-ensemble", action="store_true", help="average the model over 8 flips/rotations"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, flag_names={"hr_dir": "--data", "lr_dir": "--lr"})
     return parser
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.errors import ArgumentError, ContrastError
 from contrast_sr.infer.channels import gray_as_rgb
 from contrast_sr.infer.ensemble import self_ensemble
 from contrast_sr.infer.memory import MIN_TILE, TILE_MULTIPLE, auto_tile
@@ -25,14 +25,19 @@ from contrast_sr.infer.tiling import count_tiles, tiled_forward
 from contrast_sr.utils.device import autocast, resolve_device
 
 ALPHA_MODES = ("bicubic", "model")
-_OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
-_OOM = (*_OOM, torch.cuda.OutOfMemoryError)
+# torch's own type (CUDA, and every backend from torch 2.5 on) where it has one.
+_OOM_TYPES = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
 
 
 def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, _OOM) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    )
+    """True for an out-of-memory failure of the device.
+
+    Decided by type (``torch.OutOfMemoryError``). Fallback: backends without that type (MPS)
+    raise a plain ``RuntimeError`` whose text says "out of memory"; that text is the only sign.
+    """
+    if isinstance(exc, _OOM_TYPES):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def _empty_cache(device: torch.device) -> None:
@@ -50,13 +55,13 @@ def parse_tile(value: int | str | None) -> int | str | None:
     try:
         tile = int(value)
     except (TypeError, ValueError):
-        raise UsageError(
-            "--tile", f"expected a number of pixels or 'auto', got {value!r}"
+        raise ArgumentError(
+            "tile", f"expected a number of pixels or 'auto', got {value!r}"
         ) from None
     if tile == 0:
         return None
     if tile < 8:
-        raise UsageError("--tile", f"tiles must be at least 8 pixels, got {tile}")
+        raise ArgumentError("tile", f"tiles must be at least 8 pixels, got {tile}")
     return tile
 
 
@@ -79,16 +84,16 @@ class Upscaler:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         check_precision(model, self.device, precision)
         if alpha not in ALPHA_MODES:
-            raise UsageError(
+            raise ArgumentError(
                 "alpha", f"unknown mode {alpha!r} (choose from {', '.join(ALPHA_MODES)})"
             )
         if tile_overlap < 0:
-            raise UsageError("--tile-overlap", f"must be >= 0, got {tile_overlap}")
+            raise ArgumentError("tile_overlap", f"must be >= 0, got {tile_overlap}")
         self.model = model.eval().to(self.device)
         self.model_scale = int(model.scale)
         self.scale = self.model_scale if scale is None else int(scale)
         if self.scale < 1:
-            raise UsageError("--scale", f"must be a positive integer, got {scale}")
+            raise ArgumentError("scale", f"must be a positive integer, got {scale}")
         self.precision = precision
         self.tile = parse_tile(tile)
         self.tile_overlap = int(tile_overlap)

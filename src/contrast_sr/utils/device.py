@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from contrast_sr.errors import UsageError
+from contrast_sr.errors import ArgumentError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -14,7 +14,8 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable explicit choice is a usage error."""
+    """``auto`` picks CUDA, then MPS, then CPU; an unavailable explicit choice raises
+    ArgumentError (``device``)."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -22,20 +23,21 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device", f"{name} requested but CUDA is not available")
+        raise ArgumentError("device", f"{name} requested but CUDA is not available")
     if name == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
-        raise UsageError("--device", "mps requested but MPS is not available")
+        raise ArgumentError("device", "mps requested but MPS is not available")
     if name not in DEVICES and not name.startswith("cuda:"):
-        raise UsageError("--device", f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+        raise ArgumentError("device", f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
     return torch.device(name)
 
 
 def precision_dtype(precision: str) -> torch.dtype:
+    """The autocast dtype of ``fp32`` / ``bf16`` / ``fp16`` (ArgumentError for other names)."""
     if precision not in _DTYPES:
-        raise UsageError(
-            "--precision", f"unknown {precision!r} (choose from {', '.join(PRECISIONS)})"
+        raise ArgumentError(
+            "precision", f"unknown {precision!r} (choose from {', '.join(PRECISIONS)})"
         )
     return _DTYPES[precision]
 
