@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrast_sr.models.blocks import CAB, WindowAttention
+
 
 class TinySR(nn.Module):
     """conv-GELU-conv-pixelshuffle plus a nearest-neighbour skip; receptive field 5x5."""
@@ -26,17 +28,20 @@ class TinySR(nn.Module):
         return y + F.interpolate(x, scale_factor=self.scale, mode="nearest")
 
 
-class WindowAttentionStub(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 class TinyAttentionSR(TinySR):
-    """TinySR with a (no-op) module named like window attention, for the fp16 guard."""
+    """TinySR holding a (unused) window-attention module, for the fp16 guard."""
 
     def __init__(self, scale: int = 4) -> None:
         super().__init__(scale)
-        self.attn = WindowAttentionStub()
+        self.attn = WindowAttention(dim=8, num_heads=2, window_size=4)
+
+
+class TinyChannelAttentionSR(TinySR):
+    """TinySR holding a (unused) CAB: channel attention, no softmax, fine in fp16."""
+
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__(scale)
+        self.cab = CAB(dim=30, compress_ratio=3, squeeze_factor=30)
 
 
 class OOMAbove(TinySR):

@@ -16,7 +16,7 @@ from contrast_sr.infer.memory import auto_tile
 from contrast_sr.infer.precision import check_precision, has_attention
 from contrast_sr.infer.tiling import blend_weights, tile_starts
 
-from ._tiny_models import OOMAbove, TinyAttentionSR, TinySR
+from ._tiny_models import OOMAbove, TinyAttentionSR, TinyChannelAttentionSR, TinySR
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -123,6 +123,17 @@ def test_fp16_refused_for_attention_models_and_on_cpu():
         check_precision(TinySR(), torch.device("cpu"), "fp16")
     with pytest.raises(UsageError):
         check_precision(TinySR(), torch.device("cpu"), "fp8")
+
+
+def test_fp16_guard_goes_by_module_type_not_class_name():
+    # CAB's ChannelAttention is named like attention but has no softmax: fp16 is allowed
+    cab_only = TinyChannelAttentionSR()
+    assert any("attention" in type(m).__name__.lower() for m in cab_only.modules())
+    assert not has_attention(cab_only)
+    check_precision(cab_only, torch.device("cuda"), "fp16")
+    with pytest.raises(ArgumentError, match="attention") as caught:
+        check_precision(TinyAttentionSR(), torch.device("cuda"), "fp16")
+    assert caught.value.argument == "precision"
 
 
 def test_bf16_on_cpu_is_close_to_fp32(model):

@@ -4,7 +4,7 @@ bf16 has float32's exponent range: safe for every model, on CPU and GPU (autocas
 scan accumulates in float32 itself). fp16 tops out at 65504: attention logits and softmax inputs
 of window-attention SR models overflow to inf/NaN (HAT, SwinIR, and OCAB in every Contrast
 model), so fp16 is refused for any model with an attention module, and on CPU, where it is slow
-and partly unsupported.
+and partly unsupported. Channel attention (CAB's squeeze-excite gate) has no softmax and is fine.
 """
 
 from __future__ import annotations
@@ -12,35 +12,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from contrast_sr.errors import UsageError
-from contrast_sr.utils.device import PRECISIONS
+from contrast_sr.errors import ArgumentError
+from contrast_sr.utils.device import precision_dtype
 
-_ATTENTION_MARKERS = ("attention", "attn", "ocab")
+
+def attention_types() -> tuple[type[nn.Module], ...]:
+    """The module types whose attention overflows float16: the Contrast blocks' window
+    attention and OCAB, and torch's own multi-head attention."""
+    from contrast_sr.models.blocks import OCAB, WindowAttention
+
+    return (WindowAttention, OCAB, nn.MultiheadAttention)
 
 
 def has_attention(model: nn.Module) -> bool:
-    """True if any submodule looks like (window / overlapping cross) attention."""
-    for module in model.modules():
-        name = type(module).__name__.lower()
-        if any(marker in name for marker in _ATTENTION_MARKERS):
-            return True
-    return False
+    """True if any submodule is a (window / overlapping cross / multi-head) attention module."""
+    types = attention_types()
+    return any(isinstance(module, types) for module in model.modules())
 
 
 def check_precision(model: nn.Module, device: torch.device, precision: str) -> None:
-    """Raise a one-line UsageError if ``precision`` is unsafe or unsupported here."""
-    if precision not in PRECISIONS:
-        raise UsageError(
-            "--precision", f"unknown {precision!r} (choose from {', '.join(PRECISIONS)})"
-        )
+    """Raise a one-line ArgumentError (``precision``) if it is unsafe or unsupported here."""
+    precision_dtype(precision)  # unknown names
     if precision == "fp16":
         if device.type == "cpu":
-            raise UsageError("--precision fp16", "not supported on CPU; use bf16 or fp32")
+            raise ArgumentError("precision", "fp16 is not supported on CPU; use bf16 or fp32")
         if has_attention(model):
-            raise UsageError(
-                "--precision fp16",
-                f"unsafe for {type(model).__name__}: its attention overflows float16 "
+            raise ArgumentError(
+                "precision",
+                f"fp16 is unsafe for {type(model).__name__}: its attention overflows float16 "
                 "(NaN/inf outputs); use bf16 or fp32",
             )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UsageError("--precision bf16", "this GPU has no bfloat16 support; use fp32")
+        raise ArgumentError("precision", "bf16 is not supported by this GPU; use fp32")
