@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from contrast_sr.cli import main
+from contrast_sr.cli.upscale_plan import plan_jobs
 from contrast_sr.infer import defaults
-from contrast_sr.infer.plan import plan_jobs
 
 from ._tiny_models import TinySR
 

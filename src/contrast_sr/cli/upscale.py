@@ -68,9 +68,9 @@ def _tile_bar(show: bool):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from contrast_sr.cli.upscale_plan import plan_jobs
     from contrast_sr.errors import ContrastError
     from contrast_sr.infer import defaults
-    from contrast_sr.infer.plan import plan_jobs
     from contrast_sr.infer.upscaler import Upscaler, parse_tile
     from contrast_sr.io import read_image, write_image
 

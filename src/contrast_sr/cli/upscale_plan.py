@@ -4,7 +4,9 @@ Inputs are files, folders (their image files, not recursive) or glob patterns. T
 file when there is exactly one input file and ``OUT`` has an image extension and is not a
 folder; otherwise a folder, with one output per input under the input's name (same extension
 when it is a writable image format, else ``.png``). Nothing is ever written over an existing
-file (an input included) unless ``overwrite`` is set.
+file (an input included) unless ``overwrite`` is set (``--overwrite``).
+
+Not a command itself (it is not in ``COMMAND_MODULES``): the file plan of ``upscale``.
 """
 
 from __future__ import annotations
