@@ -2,6 +2,6 @@
 LR of the SR papers (:func:`bicubic_lr`)."""
 
 from contrast_sr.data.degrade import bicubic_lr
-from contrast_sr.data.paired import PairedPatches, TrainSampler, list_images
+from contrast_sr.data.paired import PairedPatches, TrainSampler
 
-__all__ = ["PairedPatches", "TrainSampler", "bicubic_lr", "list_images"]
+__all__ = ["PairedPatches", "TrainSampler", "bicubic_lr"]

@@ -28,15 +28,9 @@ from torch.utils.data import Dataset, Sampler
 
 from contrast_sr.data.degrade import bicubic_lr
 from contrast_sr.errors import UsageError
+from contrast_sr.io import IMAGE_EXTENSIONS, list_images
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
 _MARGIN = 4  # LR pixels of context around an on-the-fly crop (bicubic reaches 2 LR pixels)
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files of ``folder`` (not recursive), sorted by name."""
-    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
-    return sorted(files)
 
 
 def read_rgb(path: Path) -> np.ndarray:
