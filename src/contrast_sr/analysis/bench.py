@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrast_sr.utils.process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
+
 SCAN_FUNCTIONS = ("selective_scan", "selective_scan_channels_last")
 
 
@@ -109,27 +111,6 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return int(counter.get_total_flops()) + scans[0], scans[0]
 
 
-def _rss_reset() -> int | None:
-    """Reset the peak RSS counter; return the current RSS in bytes (None if unsupported)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return _proc_status("VmRSS")
-    except OSError:
-        return None
-
-
-def _proc_status(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -192,7 +173,7 @@ def bench_model(
         rss0 = None
     else:
         mem_kind = "cpu_peak_rss_increase"
-        rss0 = _rss_reset()
+        rss0 = rss_bytes() if reset_peak_rss() else None
     for _ in range(warmup):
         step()
     _sync(device)
@@ -206,7 +187,7 @@ def bench_model(
     if device.type == "cuda":
         peak = int(torch.cuda.max_memory_allocated(device))
     else:
-        hwm = _proc_status("VmHWM") if rss0 is not None else None
+        hwm = peak_rss_bytes() if rss0 is not None else None
         peak = None if hwm is None else max(0, hwm - rss0)
     best = min(times)
     out_px = batch * (size * scale) ** 2

@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from contrast_sr.utils.process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
+
 MIN_TILE = 32
 MAX_TILE = 1024
 TILE_MULTIPLE = 16  # window size of the Contrast models: tiles need no extra padding
@@ -48,34 +50,10 @@ def available_memory(device: torch.device) -> int:
     return 4 * 1024**3
 
 
-def _rss_peak_probe() -> tuple[Callable[[], None], Callable[[], int]] | None:
-    """(reset, read) of this process's peak RSS on Linux; None elsewhere."""
-
-    def read() -> int:
-        with open("/proc/self/status") as handle:
-            return int(re.search(r"VmHWM:\s+(\d+) kB", handle.read()).group(1)) * 1024
-
-    def reset() -> None:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-
-    try:
-        reset()
-        read()
-    except (OSError, AttributeError):
-        return None
-    return reset, read
-
-
 def _trim_heap() -> None:
     """Give cached free heap memory back to the OS (glibc), so new allocations show in RSS."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _rss_now() -> int:
-    with open("/proc/self/status") as handle:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", handle.read()).group(1)) * 1024
 
 
 def measure_peak(
@@ -90,15 +68,13 @@ def measure_peak(
         torch.cuda.synchronize(device)
         return int(torch.cuda.max_memory_allocated(device) - base)
     if device.type == "cpu":
-        probe = _rss_peak_probe()
-        if probe is None:
+        if not reset_peak_rss() or peak_rss_bytes() is None:
             return None
-        reset, read = probe
         _trim_heap()
-        reset()
-        base = _rss_now()
+        reset_peak_rss()
+        base = rss_bytes()
         forward(x)
-        return max(read() - base, 0)
+        return max(peak_rss_bytes() - base, 0)
     return None
 
 
