@@ -11,6 +11,7 @@ from torch import nn
 from contrast_sr.analysis import figure
 from contrast_sr.analysis.common import Bicubic
 from contrast_sr.metrics import calculate_psnr_y
+from contrast_sr.utils.device import module_device
 
 
 def psnr_y(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> float:
@@ -37,8 +38,7 @@ def compare_models(
     ]
     captions = ["HR", "HR crop"]
     for name, model in entries:
-        params = next(iter(model.parameters()), None)
-        device = params.device if params is not None else torch.device("cpu")
+        device = module_device(model, torch.device("cpu"))
         with torch.no_grad():
             sr = model(lr.to(device)).float().cpu().clamp(0, 1)
         if sr.shape[-2:] != hr.shape[-2:]:

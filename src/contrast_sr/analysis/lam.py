@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from contrast_sr.utils.device import module_device
+
 
 @dataclass
 class LamResult:
@@ -109,8 +111,7 @@ def local_attribution_map(
     """
     if lr.dim() == 3:
         lr = lr[None]
-    params = next(iter(model.parameters()), None)
-    device = params.device if params is not None else lr.device
+    device = module_device(model, lr.device)
     points = path_points(lr.float(), steps, sigma, path).to(device)
     grads = torch.zeros_like(points)
     values = []

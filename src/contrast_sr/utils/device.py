@@ -33,6 +33,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def module_device(module: torch.nn.Module, default: torch.device) -> torch.device:
+    """The device of ``module``'s first parameter (``default`` for a module without any)."""
+    param = next(iter(module.parameters()), None)
+    return default if param is None else param.device
+
+
 def precision_dtype(precision: str) -> torch.dtype:
     """The autocast dtype of ``fp32`` / ``bf16`` / ``fp16`` (ArgumentError for other names)."""
     if precision not in _DTYPES:
