@@ -306,6 +306,16 @@ def test_cli_features_json_one_entry_per_layer(tmp_path, capsys, name):
     assert out.is_file()
 
 
+def test_registered_name_without_weights_is_a_typed_error():
+    from contrast_sr.analysis.common import MissingWeightsError, load_analysis_model
+
+    with pytest.raises(MissingWeightsError) as caught:
+        load_analysis_model("hat_light", 4)
+    assert caught.value.model == "hat_light" and caught.value.scale == 4
+    untrained = load_analysis_model("hat_light", 4, random_init=True)
+    assert untrained.scale == 4
+
+
 def test_cli_registered_name_without_weights_suggests_random_init(tmp_path):
     image = tmp_path / "hr.png"
     _write_png(image)

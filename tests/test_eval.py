@@ -14,7 +14,7 @@ from PIL import Image
 
 from contrast_sr.cli import main
 from contrast_sr.data import bicubic_lr
-from contrast_sr.errors import InputError, UsageError
+from contrast_sr.errors import ArgumentError, InputError, UsageError
 from contrast_sr.evaluate import bicubic_sr, evaluate
 from contrast_sr.io import read_image, to_uint8, write_image
 from tests.conftest import cli_env
@@ -149,6 +149,21 @@ def test_bicubic_lr_rounds_half_to_even():
     hr = torch.full((1, 8, 8), 7, dtype=torch.uint8)
     assert torch.equal(bicubic_lr(hr, 2), torch.full((1, 4, 4), 7, dtype=torch.uint8))
     assert to_uint8(torch.tensor([2.5, 3.5]) / 255).tolist() == [2, 4]
+
+
+def test_bicubic_lr_checks_its_input():
+    with pytest.raises(ArgumentError, match="uint8"):
+        bicubic_lr(torch.zeros(1, 8, 8), 2)
+    with pytest.raises(ArgumentError, match="multiple"):
+        bicubic_lr(torch.zeros(1, 9, 8, dtype=torch.uint8), 2)
+
+
+def test_library_errors_name_arguments_and_the_cli_names_flags(tmp_path, capsys):
+    with pytest.raises(ArgumentError) as caught:
+        evaluate(bicubic_sr(2), tmp_path / "missing", 2, progress=False)
+    assert caught.value.argument == "hr_dir"
+    assert main(["eval", "--model", "bicubic", "--data", str(tmp_path / "missing"), "--scale", "2"])
+    assert capsys.readouterr().err.startswith("error: --data: ")
 
 
 def test_library_errors(tmp_path):
