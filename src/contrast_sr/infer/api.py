@@ -31,6 +31,10 @@ def upscale(
     default), a registered name, a checkpoint path, or an ``nn.Module`` with ``.scale``. If the
     model's own scale differs from ``scale``, its output is resized (bicubic) to ``scale``.
     ``tile``: None (whole image), a tile size in input pixels, or ``"auto"``.
+
+    Raises :class:`~contrast_sr.errors.ArgumentError` (naming the parameter: ``tile``,
+    ``precision``, ...) for bad arguments and :class:`~contrast_sr.errors.InputError` for an
+    image it cannot take.
     """
     net = get_model(model, scale)
     upscaler = Upscaler(
