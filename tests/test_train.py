@@ -119,6 +119,20 @@ def test_config_errors_name_the_key(pairs, monkeypatch, sets, key, why):
     assert f"'{key}'" in info.value.message and why in info.value.message
 
 
+def test_config_errors_are_typed_with_the_dotted_key(pairs, monkeypatch):
+    from contrast_sr.errors import ConfigError
+
+    monkeypatch.chdir(pairs)
+    for sets, key in [
+        (["train.ema_decay=1"], "train.ema_decay"),
+        (["data.val=[]"], "data.val.hr_dir"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write_config(pairs), sets)
+        assert info.value.field == key and info.value.message.startswith(f"config key '{key}'")
+    assert load_config(write_config(pairs), ["train.ema_decay=0"]).train.ema_decay == 0.0
+
+
 def test_cli_config_error_is_one_line_exit_2(pairs, capsys):
     code = main(["train", str(write_config(pairs)), "--set", "train.loss=l3"])
     err = capsys.readouterr().err.strip().splitlines()
