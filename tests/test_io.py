@@ -237,3 +237,123 @@ def test_alpha_is_dropped_only_where_the_format_has_none(tmp_path):
         write_image(tmp_path / f"la{ext}", la)
         x, info = read_image(tmp_path / f"la{ext}")
         assert x.shape[0] == channels and info.channels == 1, ext
+
+
+# ----------------------------------------------------------------------- 16-bit PNG and TIFF
+
+
+def _interlaced_png16(path: Path, arr: np.ndarray) -> Path:
+    import png
+
+    h, w, c = arr.shape
+    writer = png.Writer(w, h, greyscale=c < 3, alpha=c in (2, 4), bitdepth=16, interlace=True)
+    with open(path, "wb") as handle:
+        writer.write(handle, arr.reshape(h, w * c))
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_16bit_png_interlaced_round_trip(tmp_path, channels):
+    arr = RNG.integers(0, 65536, (9, 11, channels), dtype=np.uint16)
+    path = _interlaced_png16(tmp_path / "i16.png", arr)
+    x, info = read_image(path)
+    assert (info.bit_depth, info.has_alpha) == (16, channels in (2, 4))
+    assert info.channels == (1 if channels < 3 else 3)
+    assert np.array_equal(_as_hwc(x, 65535), arr.astype(np.int64))
+    write_image(tmp_path / "back.png", x, info)
+    y, info2 = read_image(tmp_path / "back.png")
+    assert info2.kind == info.kind and torch.equal(x, y)
+
+
+def _tiff16(path: Path, arr: np.ndarray, **kw) -> Path:
+    import tifffile
+
+    c = arr.shape[-1]
+    kw.setdefault("photometric", "minisblack" if c < 3 else "rgb")
+    if c in (2, 4):
+        kw.setdefault("extrasamples", ["unassalpha"])
+    tifffile.imwrite(path, arr[..., 0] if c == 1 else arr, metadata=None, **kw)
+    return path
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_16bit_tiff_round_trip_at_full_precision(tmp_path, channels):
+    arr = RNG.integers(0, 65536, (7, 10, channels), dtype=np.uint16)
+    planar = {"planarconfig": "contig"} if channels > 1 else {}
+    for name, kw in [
+        ("raw", planar),
+        ("deflate", {"compression": "zlib", "predictor": "horizontal", **planar}),
+    ]:
+        path = _tiff16(tmp_path / f"{name}.tif", arr, **kw)
+        x, info = read_image(path)
+        assert (info.format, info.bit_depth, info.has_alpha) == ("TIFF", 16, channels in (2, 4))
+        assert np.array_equal(_as_hwc(x, 65535), arr.astype(np.int64)), name
+        out = tmp_path / f"out_{name}.tiff"
+        write_image(out, x, info)
+        y, info2 = read_image(out)
+        assert info2.kind == info.kind and torch.equal(x, y), name
+    planes = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
+    if channels == 3:  # planar (RRR GGG BBB) storage
+        x, _ = read_image(_tiff16(tmp_path / "planar.tif", planes, photometric="rgb"))
+        assert np.array_equal(_as_hwc(x, 65535), arr.astype(np.int64))
+
+
+def test_16bit_tiff_written_from_8bit_tensor_keeps_16_bits(tmp_path):
+    x = torch.rand(3, 6, 5)
+    info = read_image(_tiff16(tmp_path / "a.tif", np.zeros((6, 5, 3), np.uint16)))[1]
+    write_image(tmp_path / "b.tif", x, info)
+    y, info2 = read_image(tmp_path / "b.tif")
+    assert info2.kind == "16-bit RGB"
+    assert torch.equal(torch.round(y * 65535), torch.round(x * 65535))
+
+
+def test_16bit_icc_profiles_are_kept(tmp_path):
+    profile = b"fake-icc-profile-16" * 5
+    arr = RNG.integers(0, 65536, (4, 5, 3), dtype=np.uint16)
+    x, info = read_image(_tiff16(tmp_path / "icc.tif", arr, iccprofile=profile))
+    assert info.icc_profile == profile
+    for ext in (".png", ".tif"):
+        write_image(tmp_path / f"out{ext}", x, info)
+        y, info2 = read_image(tmp_path / f"out{ext}")
+        assert info2.icc_profile == profile and info2.bit_depth == 16 and torch.equal(x, y), ext
+    assert Image.open(tmp_path / "out.png").info.get("icc_profile") == profile
+
+
+def test_16bit_tiff_orientation_tag_is_applied(tmp_path):
+    import tifffile
+
+    t = Image.Transpose
+    methods = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE}
+    methods.update({6: t.ROTATE_270, 7: t.TRANSVERSE, 8: t.ROTATE_90})  # as exif_transpose
+    arr = RNG.integers(0, 256, (4, 6), dtype=np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}.tif"
+        tag = [(274, "H", 1, orientation, True)]
+        tifffile.imwrite(path, arr.astype(np.uint16) * 257, extratags=tag, metadata=None)
+        x, info = read_image(path)
+        upright = Image.fromarray(arr)
+        if orientation > 1:
+            upright = upright.transpose(methods[orientation])
+        assert info.bit_depth == 16, orientation
+        assert np.array_equal(_as_hwc(x, 255)[..., 0], np.asarray(upright)), orientation
+
+
+def test_lzw_16bit_gray_tiff_keeps_16_bits(tmp_path):
+    g16 = RNG.integers(0, 65536, (6, 7), dtype=np.uint16)
+    path = _save(tmp_path / "lzw.tif", Image.fromarray(g16), compression="tiff_lzw")
+    x, info = read_image(path)  # tifffile with imagecodecs, else Pillow
+    assert info.kind == "16-bit gray"
+    assert np.array_equal(_as_hwc(x, 65535)[..., 0], g16.astype(np.int64))
+
+
+def test_16bit_errors_and_size_guard(tmp_path):
+    arr = RNG.integers(0, 65536, (32, 32, 3), dtype=np.uint16)
+    tif = _tiff16(tmp_path / "c.tif", arr, compression="zlib", planarconfig="contig")
+    (tmp_path / "cut.tif").write_bytes(tif.read_bytes()[:-300])
+    assert "truncated or corrupt" in _error(tmp_path / "cut.tif")
+    png16 = _interlaced_png16(tmp_path / "c.png", arr)
+    (tmp_path / "cut.png").write_bytes(png16.read_bytes()[:-300])
+    assert "truncated or corrupt" in _error(tmp_path / "cut.png")
+    for path in (tif, png16):
+        with pytest.raises(InputError, match="decompression bomb"):
+            read_image(path, max_pixels=100)

@@ -119,6 +119,20 @@ def test_config_errors_name_the_key(pairs, monkeypatch, sets, key, why):
     assert f"'{key}'" in info.value.message and why in info.value.message
 
 
+def test_config_errors_are_typed_with_the_dotted_key(pairs, monkeypatch):
+    from contrast_sr.errors import ConfigError
+
+    monkeypatch.chdir(pairs)
+    for sets, key in [
+        (["train.ema_decay=1"], "train.ema_decay"),
+        (["data.val=[]"], "data.val.hr_dir"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(write_config(pairs), sets)
+        assert info.value.field == key and info.value.message.startswith(f"config key '{key}'")
+    assert load_config(write_config(pairs), ["train.ema_decay=0"]).train.ema_decay == 0.0
+
+
 def test_cli_config_error_is_one_line_exit_2(pairs, capsys):
     code = main(["train", str(write_config(pairs)), "--set", "train.loss=l3"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -513,3 +527,27 @@ def test_model_errors_name_the_key_and_write_nothing(tmp_path, capsys, override,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: config key '{key}'")
     assert not out.exists()
+
+
+def strict_tiny_sr(scale: int = 2, **options) -> TinySR:
+    """A factory that rejects unknown options the way the model registry does: typed."""
+    from contrast_sr.errors import ConfigError
+
+    for name in options:
+        if name != "dims":
+            raise ConfigError(name, "unknown field", section="model")
+    return TinySR(scale, **options)
+
+
+def test_model_errors_map_by_type_and_field():
+    from contrast_sr.train.config import ModelConfig
+    from contrast_sr.train.model import build_model
+
+    name = "tests.test_train:strict_tiny_sr"
+    assert build_model(ModelConfig(name=name, scale=2, overrides={"dims": 4})).scale == 2
+    with pytest.raises(UsageError) as info:
+        build_model(ModelConfig(name=name, scale=2, overrides={"depht": [6]}))
+    assert info.value.message.startswith("config key 'model.depht': ")
+    with pytest.raises(UsageError) as info:
+        build_model(ModelConfig(name="no_such_model", scale=2))
+    assert info.value.message.startswith("config key 'model.name': ")

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from contrast_sr.train.ema import EMA
 from contrast_sr.utils.fs import atomic_save
 
 _NAME = re.compile(r"^iter_(\d+)\.pt$")
 
 
 def checkpoint_path(run_dir: Path, iteration: int) -> Path:
+    """``run_dir/checkpoints/iter_<iteration>.pt``."""
     return Path(run_dir) / "checkpoints" / f"iter_{iteration}.pt"
 
 
@@ -36,6 +39,7 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename)."""
     atomic_save(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -57,6 +61,51 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def training_state(
+    iteration: int,
+    model: nn.Module,
+    ema: EMA | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    *,
+    scheduler: str,
+    best: dict | None,
+    world_size: int,
+    config: dict,
+) -> dict:
+    """The checkpoint of iteration ``iteration``: everything needed to continue bit for bit."""
+    return {
+        "iteration": iteration,
+        "model": model.state_dict(),
+        "ema": None if ema is None else ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(),
+        "scheduler": {"name": scheduler, "iteration": iteration},
+        "rng": rng_state(),
+        "best": best,
+        "world_size": world_size,
+        "config": config,
+    }
+
+
+def restore_training_state(
+    state: dict,
+    model: nn.Module,
+    ema: EMA | None,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> tuple[int, dict | None]:
+    """Load a :func:`training_state` into the objects and every global RNG; returns the
+    iteration it was taken at and the best validation score so far."""
+    model.load_state_dict(state["model"])
+    if ema is not None and state.get("ema") is not None:
+        ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    return int(state["iteration"]), state.get("best")
+
+
 def rng_state() -> dict:
     """Every global RNG state, as tensors/plain values (loadable with ``weights_only=True``)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -71,6 +120,7 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the global RNGs from :func:`rng_state`."""
     random.setstate(_tuples(state["python"]))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

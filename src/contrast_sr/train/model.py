@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from contrast_sr.errors import UsageError
+from contrast_sr.errors import ConfigError, UsageError
 from contrast_sr.train.config import ModelConfig
 from contrast_sr.utils.fs import atomic_save
 
@@ -32,16 +32,29 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     try:
         model = factory(scale=cfg.scale, **cfg.overrides)
     except UsageError as exc:  # the registry's own message, prefixed with the config key
-        named = [k for k in cfg.overrides if f"'{k}'" in exc.message]
-        key = "model.name" if exc.message.startswith("unknown model") else "model"
-        key = f"model.{named[0]}" if len(named) == 1 else key
-        raise UsageError(f"config key '{key}'", exc.message) from None
+        raise UsageError(f"config key '{_model_key(exc, cfg)}'", exc.message) from None
     except (TypeError, ValueError) as exc:
         keys = ", ".join(f"model.{k}" for k in cfg.overrides) or "model.name"
         raise UsageError(f"config key(s) {keys}", f"rejected by the model: {exc}") from None
     if cfg.pretrained:
         load_pretrained(model, cfg.pretrained, strict=cfg.strict_load)
     return model
+
+
+def _model_key(exc: UsageError, cfg: ModelConfig) -> str:
+    """The config key a model-building error is about, from its type and ``field``: a bad
+    override -> ``model.<field>``, an unknown model -> ``model.name``, else ``model``."""
+    if isinstance(exc, ConfigError):
+        if exc.field == "name":
+            return "model.name"
+        return f"model.{exc.field}" if exc.field in cfg.overrides else "model"
+    return "model" if _is_registered(cfg.name) else "model.name"
+
+
+def _is_registered(name: str) -> bool:
+    from contrast_sr.models.registry import canonical_name, list_models
+
+    return canonical_name(name) in list_models()
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

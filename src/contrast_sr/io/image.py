@@ -1,30 +1,8 @@
-"""Image I/O that never surprises: every kind in, the same kind back out, one-line errors.
-
-``read_image(path) -> (tensor, info)`` reads PNG, BMP, JPEG, TIFF and WebP files, 8- or 16-bit,
-gray, gray+alpha, RGB, RGBA, palette and CMYK, and returns a float32 tensor ``(C, H, W)`` in
-[0, 1]:
-
-- ``C = 1`` gray, ``C = 3`` RGB, plus one last alpha channel when the file has one (``C = 2``
-  or ``4``); ``info.channels`` is the number of colour channels, ``info.has_alpha`` says whether
-  the last channel is alpha (see :func:`split_alpha`).
-- palette images become RGB (RGBA if the palette has transparency), CMYK / YCbCr / LAB become
-  RGB, bilevel becomes gray; EXIF orientation is applied so pixels are upright.
-- 16-bit files keep their precision (divided by 65535); 16-bit colour PNGs, which Pillow would
-  truncate to 8 bits, are decoded here directly.
-
-``write_image(path, tensor, info)`` writes a tensor in [0, 1] atomically, in the format named by
-the file extension, as the same kind of image ``info`` describes: gray stays gray, 16-bit stays
-16-bit where the format can hold it (PNG; TIFF for gray), alpha is kept where the format has it
-(not JPEG or BMP), and the ICC colour profile is carried over. WebP has no gray: gray is stored
-as RGB there. Pillow reads 16-bit colour TIFFs at 8 bits, so they come back as 8-bit.
-
-Any file that cannot be read raises :class:`~contrast_sr.errors.InputError` with one line naming
-the file and the reason; images larger than ``max_pixels`` are refused before decoding
-(decompression-bomb guard).
-"""
+"""Reading and writing images: every kind in, the same kind back out (see :mod:`contrast_sr.io`)."""
 
 from __future__ import annotations
 
+import lzma
 import os
 import struct
 import warnings
@@ -37,6 +15,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from contrast_sr.errors import InputError, UsageError
+from contrast_sr.io.png16 import PngError, encode_png16, read_png16
+from contrast_sr.io.tiff16 import is_tiff, read_tiff16, write_tiff16
 from contrast_sr.utils.fs import atomic_save, atomic_write
 
 __all__ = [
@@ -46,6 +26,7 @@ __all__ = [
     "list_images",
     "read_image",
     "split_alpha",
+    "standard_mode",
     "to_uint8",
     "write_image",
 ]
@@ -64,6 +45,17 @@ _FORMATS = {
     ".webp": "WEBP",
 }
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# what Pillow, pypng and tifffile raise for damaged data
+_CORRUPT = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    struct.error,
+    PngError,
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,8 @@ class ImageInfo:
     Attributes:
         format: Pillow format name of the source (``"PNG"``, ``"JPEG"``, ...).
         mode: the file's original Pillow mode (``"L"``, ``"RGB"``, ``"P"``, ``"CMYK"``, ``"I;16"``,
-            ...; ``"RGB;16"`` / ``"RGBA;16"`` / ``"LA;16"`` for 16-bit colour PNGs).
+            ...; ``"RGB;16"`` / ``"RGBA;16"`` / ``"LA;16"`` for 16-bit colour or alpha PNGs
+            and TIFFs, ``"I;16"`` for 16-bit gray).
         channels: colour channels in the tensor, 1 (gray) or 3 (RGB).
         has_alpha: the tensor has one more, last, alpha channel.
         bit_depth: 8 or 16 bits per sample.
@@ -143,9 +136,13 @@ def read_image(
             head = handle.read(33)
         if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR":
             width, height, depth, color = struct.unpack(">IIBB", head[16:26])
-            if depth == 16 and color in (2, 4, 6):
+            if depth == 16 and color in (2, 4, 6):  # Pillow would reduce these to 8 bits
                 _check_pixels(path, width, height, max_pixels)
-                return _read_png16(path, width, height, color)
+                return _from_16bit("PNG", *read_png16(path))
+        if is_tiff(head):
+            decoded = read_tiff16(path, lambda w, h: _check_pixels(path, w, h, max_pixels))
+            if decoded is not None:
+                return _from_16bit("TIFF", *decoded)
         return _read_with_pillow(path, max_pixels)
     except InputError:
         raise
@@ -155,7 +152,7 @@ def read_image(
         raise _fail(path, "not a recognised image file (PNG, BMP, JPEG, TIFF or WebP)") from None
     except Image.DecompressionBombError as exc:
         raise _fail(path, f"refused as a possible decompression bomb ({exc})") from None
-    except (OSError, SyntaxError, ValueError, zlib.error, struct.error, EOFError) as exc:
+    except _CORRUPT as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise _fail(path, f"truncated or corrupt image data ({detail})") from None
 
@@ -245,75 +242,14 @@ def _to_tensor(array: np.ndarray, depth: int) -> torch.Tensor:
     return torch.from_numpy(chw) / scale
 
 
-def _read_png16(path: Path, width: int, height: int, color: int) -> tuple[torch.Tensor, ImageInfo]:
-    """Decode a 16-bit colour PNG (colour types 2, 4, 6), which Pillow reduces to 8 bits."""
-    data = path.read_bytes()
-    channels = {2: 3, 4: 2, 6: 4}[color]
-    pos, idat, icc = 8, [], None
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        if len(body) < length:
-            raise _fail(path, "truncated or corrupt image data (chunk cut short)")
-        if ctype == b"IHDR" and body[12] != 0:
-            raise _fail(path, "interlaced 16-bit colour PNGs are not supported")
-        if ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"iCCP":
-            name_end = body.find(b"\x00")
-            icc = zlib.decompress(body[name_end + 2 :]) if name_end >= 0 else None
-        elif ctype == b"IEND":
-            break
-        pos += 12 + length
-    else:
-        raise _fail(path, "truncated or corrupt image data (no IEND chunk)")
-    stride = width * channels * 2
-    expected = height * (stride + 1)
-    inflater = zlib.decompressobj()
-    raw = inflater.decompress(b"".join(idat), expected + 1)
-    if len(raw) != expected:
-        raise _fail(path, f"truncated or corrupt image data ({len(raw)} of {expected} bytes)")
-    pixels = _unfilter(np.frombuffer(raw, np.uint8).reshape(height, stride + 1), channels * 2, path)
-    array = pixels.view(">u2").reshape(height, width, channels).astype(np.uint16)
-    has_alpha = color in (4, 6)
-    mode = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[color]
-    info = ImageInfo("PNG", mode, channels - int(has_alpha), has_alpha, 16, width, height, icc)
+def _from_16bit(
+    fmt: str, array: np.ndarray, has_alpha: bool, icc: bytes | None
+) -> tuple[torch.Tensor, ImageInfo]:
+    """Tensor and info for an ``(H, W, C)`` uint16 array decoded by pypng or tifffile."""
+    height, width, planes = array.shape
+    mode = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes]
+    info = ImageInfo(fmt, mode, planes - int(has_alpha), has_alpha, 16, width, height, icc)
     return _to_tensor(array, 16), info
-
-
-def _unfilter(rows: np.ndarray, bpp: int, path: Path) -> np.ndarray:
-    """Undo PNG row filters: ``(H, 1 + stride)`` filtered bytes -> ``(H, stride)`` bytes."""
-    height, stride = rows.shape[0], rows.shape[1] - 1
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.int32)
-    for y in range(height):
-        kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
-        if kind == 0:
-            cur = line
-        elif kind == 1:  # Sub: running sum per byte lane
-            cur = np.cumsum(line.reshape(-1, bpp), axis=0).reshape(-1) & 0xFF
-        elif kind == 2:  # Up
-            cur = (line + prev) & 0xFF
-        elif kind in (3, 4):  # Average, Paeth: sequential along the row, one pixel at a time
-            cur = np.zeros(stride, np.int32)
-            zero = np.zeros(bpp, np.int32)
-            for x in range(0, stride, bpp):
-                a = cur[x - bpp : x] if x else zero
-                b = prev[x : x + bpp]
-                if kind == 3:
-                    pred = (a + b) >> 1
-                else:
-                    c = prev[x - bpp : x] if x else zero
-                    p = a + b - c
-                    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-                    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-                cur[x : x + bpp] = (line[x : x + bpp] + pred) & 0xFF
-        else:
-            raise _fail(path, f"truncated or corrupt image data (bad PNG filter {kind})")
-        out[y] = cur
-        prev = cur
-    return out
 
 
 # -------------------------------------------------------------------------------------- write
@@ -328,7 +264,7 @@ def write_image(
     """Write ``x`` (``(C, H, W)`` or ``(H, W)`` float in [0, 1]) atomically to ``path``.
 
     The format comes from the extension. ``info`` (from :func:`read_image`) chooses the kind:
-    16-bit stays 16-bit in PNG (and gray TIFF), alpha is kept where the format supports it
+    16-bit stays 16-bit in PNG and TIFF, alpha is kept where the format supports it
     (dropped for JPEG and BMP), and the ICC profile is written back. WebP is written lossless
     unless the source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray,
     2 gray+alpha, 3 RGB, 4 RGBA).
@@ -349,17 +285,18 @@ def write_image(
         raise ValueError(f"info says the image has alpha but the tensor has {x.shape[0]} channels")
     if has_alpha and fmt in ("JPEG", "BMP"):  # formats without (readable) alpha
         x, has_alpha = x[:-1], False
-    depth = 16 if info is not None and info.bit_depth == 16 else 8
+    depth = 16 if info is not None and info.bit_depth == 16 and fmt in ("PNG", "TIFF") else 8
     channels = x.shape[0]
-    if depth == 16 and not (fmt == "PNG" or (fmt == "TIFF" and channels == 1)):
-        depth = 8
     icc = info.icc_profile if info is not None else None
-    if depth == 16 and channels > 1:
-        data = _encode_png16(x, icc)
-        with atomic_write(path) as handle:
-            handle.write(data)
+    if depth == 16 and (fmt == "TIFF" or channels > 1):  # tifffile; pypng for PNG
+        arr = torch.round(x.clamp(0, 1) * 65535.0).permute(1, 2, 0).numpy().astype(np.uint16)
+        if fmt == "TIFF":
+            atomic_save(path, lambda tmp: write_tiff16(tmp, arr, icc))
+        else:
+            with atomic_write(path) as handle:
+                handle.write(encode_png16(arr, icc))
         return path
-    if depth == 16:
+    if depth == 16:  # 16-bit gray PNG: Pillow keeps the 16 bits
         arr = torch.round(x[0].clamp(0, 1) * 65535.0).numpy().astype(np.uint16)
         img = Image.fromarray(arr, mode="I;16") if _needs_mode_arg() else Image.fromarray(arr)
     else:
@@ -382,26 +319,3 @@ def write_image(
 def _needs_mode_arg() -> bool:
     """Old Pillow needs ``mode="I;16"`` for uint16 arrays; new Pillow infers it."""
     return int(Image.__version__.split(".")[0]) < 11
-
-
-def _encode_png16(x: torch.Tensor, icc: bytes | None) -> bytes:
-    """Encode ``(C, H, W)`` in [0, 1], C in 2..4, as a 16-bit PNG (filter Up on every row)."""
-    channels, height, width = x.shape
-    arr = torch.round(x.clamp(0, 1) * 65535.0).permute(1, 2, 0).numpy().astype(">u2")
-    rows = arr.reshape(height, width * channels).view(np.uint8).astype(np.int16)
-    up = (rows - np.vstack([np.zeros((1, rows.shape[1]), np.int16), rows[:-1]])) & 0xFF
-    raw = np.hstack([np.full((height, 1), 2, np.uint8), up.astype(np.uint8)]).tobytes()
-    color = {2: 4, 3: 2, 4: 6}[channels]
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    parts = [
-        _PNG_SIGNATURE,
-        chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color, 0, 0, 0)),
-    ]
-    if icc:
-        parts.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
-    parts += [chunk(b"IDAT", zlib.compress(raw, 6)), chunk(b"IEND", b"")]
-    return b"".join(parts)
