@@ -25,7 +25,7 @@ def _roundtrip(model, path, h, w):
 
 
 def test_chunked_scan_context_routes_scans_through_chunked(monkeypatch):
-    from contrast_sr.ops import scan_chunked
+    from contrast_sr.ops.scan import chunked as scan_chunked
 
     calls = []
     real = scan_chunked.selective_scan_chunked
@@ -156,7 +156,7 @@ def test_safetensors_export_reloads_identically(tmp_path):
 
 def test_onnx_scan_traced_at_a_chunk_multiple_still_dynamic(tmp_path):
     """Traced where L is a multiple of the chunk (no padding needed), run where it is not."""
-    from contrast_sr.ops.scan_chunked import TRACE_CHUNK
+    from contrast_sr.ops.scan.chunked import TRACE_CHUNK
 
     model = TinyScanSR().eval()
     side = 8  # L = 64

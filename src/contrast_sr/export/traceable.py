@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-from contrast_sr.ops import scan_chunked
+from contrast_sr.ops.scan import chunked as scan_chunked
 
 
 def cross_scan_plain(x: torch.Tensor) -> torch.Tensor:
@@ -117,10 +117,8 @@ def _rebind(replacements: dict) -> Iterator[None]:
 @contextlib.contextmanager
 def chunked_scan() -> Iterator[None]:
     """Route every selective scan through the chunked formulation (scan backend "chunked")."""
-    from contrast_sr.ops import list_scan_backends, scan_backend
+    from contrast_sr.ops import scan_backend
 
-    if "chunked" not in list_scan_backends():
-        scan_chunked.register()
     with scan_backend("chunked"), _rebind(_SCANS):
         yield
 
