@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.errors import ArgumentError, ContrastError
 
 
 @dataclass
@@ -89,7 +89,7 @@ def export_onnx(
 
     ort = _require_onnxruntime()
     if opset < 11:
-        raise UsageError("--opset", f"{opset} is too old (CumSum needs 11 or newer)")
+        raise ArgumentError("opset", f"{opset} is too old (CumSum needs 11 or newer)")
     model = model.float().cpu().eval()
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, size, size, generator=gen)
