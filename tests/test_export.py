@@ -1,4 +1,4 @@
-"""ONNX export (chunked scan swapped in, dynamic H/W) round trip with onnxruntime."""
+"""ONNX export (traceable ops chosen where they are defined, dynamic H/W) with onnxruntime."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip 
 pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
 
 from contrast_sr.export.onnx import export_onnx  # noqa: E402
-from contrast_sr.export.traceable import chunked_scan  # noqa: E402
+from contrast_sr.ops import scan_backend  # noqa: E402
+
+# torch.jit.trace is deprecated, and it warns at every Python-level shape check it folds
+TRACE_WARNINGS = pytest.mark.filterwarnings(
+    "ignore::torch.jit.TracerWarning", "ignore:`torch.jit.trace:DeprecationWarning"
+)
 
 
 def _roundtrip(model, path, h, w):
@@ -24,28 +29,52 @@ def _roundtrip(model, path, h, w):
     return float(np.abs(out - ref).max())
 
 
-def test_chunked_scan_context_routes_scans_through_chunked(monkeypatch):
-    from contrast_sr.ops import scan_chunked
+def _spy_on_chunked_scan(monkeypatch) -> list:
+    """Record the u shape of every call of the chunked scan (the "chunked" backend's kernel)."""
+    from contrast_sr.ops.scan import chunked
 
     calls = []
-    real = scan_chunked.selective_scan_chunked
+    real = chunked.selective_scan_chunked
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scan_chunked, "selective_scan_chunked", spy)
+    monkeypatch.setattr(chunked, "selective_scan_chunked", spy)
+    return calls
+
+
+def test_scan_backend_chunked_routes_scans_through_chunked(monkeypatch):
+    calls = _spy_on_chunked_scan(monkeypatch)
     original = SCAN_MODULE.selective_scan_channels_last
     model = TinyScanSR().eval()
     x = torch.rand(1, 3, 7, 6)
     with torch.no_grad():
         ref = model(x)
         assert not calls
-        with chunked_scan():
+        with scan_backend("chunked"):
             swapped = model(x)
     assert calls == [(1, 42, 4)]
     assert SCAN_MODULE.selective_scan_channels_last is original
     assert torch.allclose(swapped, ref, atol=1e-5)
+
+
+@TRACE_WARNINGS
+def test_tracing_takes_the_chunked_scan_and_plain_cross_scan(monkeypatch):
+    """Under torch.jit.trace SS2D runs the chunked scan and the gather-free cross scan / merge,
+    and the traced graph still serves another size."""
+    from contrast_sr.models.blocks.ss2d import SS2D
+
+    calls = _spy_on_chunked_scan(monkeypatch)
+    torch.manual_seed(0)
+    block = SS2D(8).eval()
+    x, x2 = torch.randn(1, 5, 6, 8), torch.randn(1, 7, 3, 8)
+    with torch.no_grad():
+        traced = torch.jit.trace(block, (x,), check_trace=False)
+        assert calls == [(1, 30, 32)]
+        graph = str(traced.graph)
+        assert "aten::index_select" not in graph and "aten::flip" in graph
+        assert torch.allclose(traced(x2), block(x2), atol=1e-5)
 
 
 def test_onnx_export_scan_model_dynamic(tmp_path):
@@ -68,25 +97,41 @@ def test_onnx_export_static_and_failed_check_keeps_no_file(tmp_path):
     assert not (tmp_path / "b.onnx").exists()
 
 
+def _traced(fn, inp):
+    """fn(inp) through torch.jit.trace, so the traceable formulation runs; and the graph."""
+    with torch.no_grad():
+        traced = torch.jit.trace(fn, (inp,), check_trace=False)
+        return traced(inp), str(traced.graph)
+
+
+@TRACE_WARNINGS
 @pytest.mark.parametrize(("h", "w"), [(1, 1), (3, 5), (4, 4)])
-def test_plain_cross_scan_and_merge_match_library(h, w):
-    import importlib
-
-    from contrast_sr.export import traceable
-
-    lib = importlib.import_module("contrast_sr.ops.cross_scan")
-
-    x = torch.randn(2, h, w, 3)
-    y = torch.randn(2, h * w, 4, 3)
-    assert torch.equal(traceable.cross_scan_channels_last_plain(x), lib.cross_scan_channels_last(x))
-    assert torch.allclose(
-        traceable.cross_merge_channels_last_plain(y, h, w), lib.cross_merge_channels_last(y, h, w)
+def test_traced_cross_scan_and_merge_match_eager(h, w):
+    from contrast_sr.models.blocks.ss2d import block_diagonal
+    from contrast_sr.ops import (
+        cross_merge,
+        cross_merge_channels_last,
+        cross_scan,
+        cross_scan_channels_last,
     )
+
+    gen = torch.Generator().manual_seed(h * 10 + w)
+    x = torch.randn(2, h, w, 3, generator=gen)
+    y = torch.randn(2, h * w, 4, 3, generator=gen)
+    out, graph = _traced(cross_scan_channels_last, x)
+    assert "aten::index_select" not in graph  # not the gather table
+    assert torch.equal(out, cross_scan_channels_last(x))
+    out, graph = _traced(lambda t: cross_merge_channels_last(t, h, w), y)
+    assert "aten::index_select" not in graph
+    assert torch.allclose(out, cross_merge_channels_last(y, h, w))
     xc, yc = x.permute(0, 3, 1, 2), y.permute(0, 2, 3, 1)
-    assert torch.equal(traceable.cross_scan_plain(xc), lib.cross_scan(xc))
-    assert torch.allclose(traceable.cross_merge_plain(yc, h, w), lib.cross_merge(yc, h, w))
-    blocks = [torch.randn(2, 3), torch.randn(1, 1), torch.randn(3, 2)]
-    assert torch.equal(traceable.block_diag_plain(*blocks), torch.block_diag(*blocks))
+    out, graph = _traced(cross_scan, xc)
+    assert "aten::stack" in graph  # the plain formulation, not the copy-based Function
+    assert torch.equal(out, cross_scan(xc))
+    out, _ = _traced(lambda t: cross_merge(t, h, w), yc)
+    assert torch.allclose(out, cross_merge(yc, h, w))
+    weights = torch.randn(4, 3, 2, generator=gen)  # (K, out, in) as SS2D's x_proj_weight
+    assert torch.equal(block_diagonal(weights), torch.block_diag(*weights.transpose(1, 2)))
 
 
 @pytest.mark.parametrize("name", ["mamba", "contrast_light"])
@@ -156,7 +201,7 @@ def test_safetensors_export_reloads_identically(tmp_path):
 
 def test_onnx_scan_traced_at_a_chunk_multiple_still_dynamic(tmp_path):
     """Traced where L is a multiple of the chunk (no padding needed), run where it is not."""
-    from contrast_sr.ops.scan_chunked import TRACE_CHUNK
+    from contrast_sr.ops.scan.chunked import TRACE_CHUNK
 
     model = TinyScanSR().eval()
     side = 8  # L = 64

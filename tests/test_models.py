@@ -379,7 +379,7 @@ def test_import_contrast_sr_stays_light():
 def test_ss2d_matches_per_direction_reference():
     """SS2D against a loop over the four scan orders with the sequential reference scan."""
     from contrast_sr.models.blocks.ss2d import SS2D
-    from contrast_sr.ops.scan_reference import selective_scan_ref
+    from contrast_sr.ops.scan.reference import selective_scan_ref
 
     torch.manual_seed(0)
     m = SS2D(8).double()

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from contrast_sr.ops import selective_scan_channels_last
-from contrast_sr.ops.selective_scan import resolve_scan_backend, scan_torch_channels_last
+from contrast_sr.ops.scan import resolve_scan_backend
+from contrast_sr.ops.scan.blocked import scan_torch_channels_last
 from tests.test_selective_scan import grads, make_inputs, rel_err
 
-numba_scan = pytest.importorskip("contrast_sr.ops.numba_scan")
+numba_scan = pytest.importorskip("contrast_sr.ops.scan.numba_cpu")
 if numba_scan.numba is None:
     pytest.skip("numba is not installed", allow_module_level=True)
 

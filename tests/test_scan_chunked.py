@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contrast_sr.ops.scan_chunked import selective_scan_chunked
-from contrast_sr.ops.scan_reference import selective_scan_ref
+from contrast_sr.ops.scan.chunked import selective_scan_chunked
+from contrast_sr.ops.scan.reference import selective_scan_ref
 
 
 def _problem(b, k, d, n, L, dtype, scale_delta=1.0, seed=0):

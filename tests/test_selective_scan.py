@@ -11,13 +11,9 @@ from contrast_sr.ops import (
     selective_scan,
     selective_scan_channels_last,
 )
-from contrast_sr.ops.scan_reference import selective_scan_ref
-from contrast_sr.ops.selective_scan import (
-    list_scan_backends,
-    resolve_scan_backend,
-    scan_reference_channels_last,
-    scan_torch_channels_last,
-)
+from contrast_sr.ops.scan import list_scan_backends, resolve_scan_backend
+from contrast_sr.ops.scan.blocked import scan_torch_channels_last
+from contrast_sr.ops.scan.reference import scan_reference_channels_last, selective_scan_ref
 
 
 def make_inputs(b, L, dim, groups, N, softplus, dtype=torch.float64, decay=2.0, seed=0):

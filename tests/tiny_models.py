@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrast_sr.ops.scan_reference import selective_scan_ref
+from contrast_sr.ops.scan.reference import selective_scan_ref
 
 # A stand-in "library module" holding a selective-scan entry point, looked up at call time the
 # way model code does, so benchmark counting and export swapping can find it.

@@ -14,6 +14,7 @@ repetitions when there are any.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import time
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from contrast_sr.ops.selective_scan import _BACKENDS, resolve_scan_backend
+from contrast_sr.ops.scan import resolve_scan_backend, selective_scan_channels_last
 
 DEFAULT_SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (8, 240, 1, 4096),
@@ -148,7 +149,7 @@ def bench_shape(
     gy = torch.randn(b, L, dim)
     rows: list[Row] = []
     for name in backends:
-        fn = _BACKENDS[name]
+        fn = functools.partial(selective_scan_channels_last, backend=name)
         row = Row(shape, name)
         n_reps = ref_reps if name == "reference" else reps
         warm = 0 if name == "reference" else 1

@@ -186,7 +186,7 @@ def run_scan(args: argparse.Namespace) -> int:
     tuned = False if args.no_malloc_tune else bench_scan.tune_malloc()
     import torch
 
-    from contrast_sr.ops.selective_scan import list_scan_backends
+    from contrast_sr.ops.scan import list_scan_backends
 
     if args.threads is not None:
         if args.threads < 1:

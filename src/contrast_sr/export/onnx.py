@@ -1,11 +1,10 @@
 """ONNX export with dynamic height/width, verified against PyTorch with onnxruntime.
 
-The eager selective scan (a custom autograd.Function looping over blocks) and SS2D's
-gather-based cross scan / merge cannot be traced, so the export runs under
-:func:`contrast_sr.export.traceable.traceable_ops`: the loop-free chunked scan backend
-(:mod:`contrast_sr.ops.scan_chunked`) and plain reshape/flip cross scan / merge. The file is
-written atomically and only after the check passed: onnxruntime's output equals PyTorch's (with
-its normal ops) within ``tolerance`` at the example size and, for a dynamic export, at a
+The model is exported as it is: the ops whose eager path cannot be traced choose their traceable
+formulation themselves while exporting (the scan dispatch picks the loop-free "chunked" backend,
+:mod:`contrast_sr.ops.scan.chunked`; cross scan / merge use plain reshape / flip). The file is
+written atomically and only after the check passed: onnxruntime's output equals PyTorch's (eager,
+with its normal ops) within ``tolerance`` at the example size and, for a dynamic export, at a
 second, different size.
 """
 
@@ -19,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from contrast_sr.errors import ContrastError, UsageError
-from contrast_sr.export.traceable import traceable_ops
+from contrast_sr.errors import ArgumentError, ContrastError
 
 
 @dataclass
@@ -50,7 +48,7 @@ def _require_onnxruntime():
 
 def _trace(model: nn.Module, x: torch.Tensor, path: str, opset: int, dynamic: bool) -> None:
     axes = {0: "batch", 2: "height", 3: "width"}
-    with warnings.catch_warnings(), traceable_ops(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
@@ -91,7 +89,7 @@ def export_onnx(
 
     ort = _require_onnxruntime()
     if opset < 11:
-        raise UsageError("--opset", f"{opset} is too old (CumSum needs 11 or newer)")
+        raise ArgumentError("opset", f"{opset} is too old (CumSum needs 11 or newer)")
     model = model.float().cpu().eval()
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, size, size, generator=gen)

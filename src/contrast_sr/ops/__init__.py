@@ -1,6 +1,5 @@
 """Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
 
-from contrast_sr.ops import scan_chunked  # noqa: F401  (registers scan backend "chunked")
 from contrast_sr.ops.cross_scan import (
     cross_merge,
     cross_merge_channels_last,
@@ -8,7 +7,7 @@ from contrast_sr.ops.cross_scan import (
     cross_scan_channels_last,
 )
 from contrast_sr.ops.imresize import imresize
-from contrast_sr.ops.selective_scan import (
+from contrast_sr.ops.scan import (
     list_scan_backends,
     register_scan_backend,
     scan_backend,

@@ -11,13 +11,18 @@ Direction k visits the h*w tokens (row-major index i*w + j) in the order ``perm_
   direction mapped back to row-major. (b, L, 4, c) viewed as (b, L, 4*c) is exactly the
   selective scan's input with groups = 4.
 
-Scan and merge are each other's adjoint, so each backward is one call of the other (one gather
-pass), never an autograd graph of flips and transposes.
+Eagerly, scan and merge are custom autograd Functions and each other's adjoint, so each
+backward is one call of the other (one gather pass), never an autograd graph of flips and
+transposes. While a model is traced or exported (and, for the channels-last pair, compiled,
+which the gather Functions would break) each function takes its plain formulation instead:
+reshape, transpose, flip and stack, the same values, traceable for any h and w.
 """
 
 from __future__ import annotations
 
 import torch
+
+from contrast_sr.ops.tracing import is_capturing, is_exporting
 
 _PERM_CACHE: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -92,10 +97,29 @@ class _CrossMerge(torch.autograd.Function):
         return _scan_cm(gx.reshape(gx.shape[0], gx.shape[1], h, w)), None, None
 
 
+def _scan_cm_traceable(x: torch.Tensor) -> torch.Tensor:
+    """:func:`cross_scan` from stack and flip: (b, c, h, w) -> (b, 4, c, h*w)."""
+    b, c, h, w = x.shape
+    rows = x.reshape(b, c, h * w)
+    cols = x.transpose(2, 3).reshape(b, c, h * w)
+    return torch.stack([rows, cols, rows.flip(-1), cols.flip(-1)], dim=1)
+
+
+def _merge_cm_traceable(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """:func:`cross_merge` from flip and transpose: (b, 4, c, h*w) -> (b, c, h*w), summed in
+    the order of :func:`_merge_cm`."""
+    b, _, c, L = y.shape
+    rows = y[:, 0] + y[:, 2].flip(-1)
+    cols = (y[:, 1] + y[:, 3].flip(-1)).reshape(b, c, w, h).transpose(2, 3).reshape(b, c, L)
+    return rows + cols
+
+
 def cross_scan(x: torch.Tensor) -> torch.Tensor:
     """(b, c, h, w) -> (b, 4, c, h*w): row-major, column-major, and both reversed."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan expects (b, c, h, w), got {tuple(x.shape)}")
+    if is_exporting():
+        return _scan_cm_traceable(x)
     return _CrossScan.apply(x)
 
 
@@ -103,6 +127,8 @@ def cross_merge(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(b, 4, c, h*w) -> (b, c, h*w): undo each direction's order and sum the four."""
     if y.dim() != 4 or y.shape[1] != 4 or y.shape[3] != h * w:
         raise ValueError(f"cross_merge expects (b, 4, c, {h}*{w}), got {tuple(y.shape)}")
+    if is_exporting():
+        return _merge_cm_traceable(y, h, w)
     return _CrossMerge.apply(y, h, w)
 
 
@@ -146,10 +172,31 @@ class _CrossMergeCL(torch.autograd.Function):
         return _scan_cl(gx), None, None
 
 
+def _scan_cl_traceable(x: torch.Tensor) -> torch.Tensor:
+    """:func:`cross_scan_channels_last` from stack and flip: (b, h, w, c) -> (b, L, 4, c)."""
+    b, h, w, c = x.shape
+    rows = x.reshape(b, h * w, c)
+    cols = x.transpose(1, 2).reshape(b, h * w, c)
+    return torch.stack([rows, cols, rows.flip(1), cols.flip(1)], dim=2)
+
+
+def _merge_cl_traceable(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """:func:`cross_merge_channels_last` from flip and transpose: (b, L, 4, c) -> (b, h, w, c),
+    the directions added in the order 0, 1, 2, 3 as in :func:`_merge_cl`."""
+    b, _, _, c = y.shape
+    rows = y[:, :, 0].reshape(b, h, w, c)
+    cols = y[:, :, 1].reshape(b, w, h, c).transpose(1, 2)
+    rows_reversed = y[:, :, 2].flip(1).reshape(b, h, w, c)
+    cols_reversed = y[:, :, 3].flip(1).reshape(b, w, h, c).transpose(1, 2)
+    return rows + cols + rows_reversed + cols_reversed
+
+
 def cross_scan_channels_last(x: torch.Tensor) -> torch.Tensor:
     """(b, h, w, c) -> (b, L, 4, c) with ``y[:, t, k] = x_flat[:, perm_k[t]]`` (one gather)."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan_channels_last expects (b, h, w, c), got {tuple(x.shape)}")
+    if is_capturing():
+        return _scan_cl_traceable(x)
     return _CrossScanCL.apply(x)
 
 
@@ -162,4 +209,6 @@ def cross_merge_channels_last(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
         raise ValueError(
             f"cross_merge_channels_last expects (b, {h}*{w}, 4, c), got {tuple(y.shape)}"
         )
+    if is_capturing():
+        return _merge_cl_traceable(y, h, w)
     return _CrossMergeCL.apply(y, h, w)

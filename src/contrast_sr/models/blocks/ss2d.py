@@ -1,8 +1,9 @@
 """SS2D: VMamba-v2 2-D selective scan, configured as in Contrast ("v05_noz", GELU, "v2" init).
 
 Channels-last throughout: the cross-scan builds (B, L, 4, C) sequences directly, the per-direction
-projections are block-diagonal matmuls on those rows, and the scan runs on (B, L, 4C) with the
-four directions folded into the channel axis (row k*C + c, matching ``A_logs`` / ``Ds``).
+projections are one matmul each on those rows with a block-diagonal weight, and the scan runs on
+(B, L, 4C) with the four directions folded into the channel axis (row k*C + c, matching
+``A_logs`` / ``Ds``). Traced or exported, the ops take their traceable path by themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from contrast_sr.ops import (
 )
 
 K = 4  # scan directions: row-major, column-major, and both reversed
+
+
+def block_diagonal(weight: torch.Tensor) -> torch.Tensor:
+    """(K, out, in) per-direction weights -> (K*in, K*out) block-diagonal matrix of the
+    transposed blocks, so ``rows @ block_diagonal(weight)`` applies ``weight[k]`` to the k-th
+    ``in``-slice of each (.., K*in) row: one GEMM on the channels-last rows, no per-direction
+    copy of them. An einsum with the identity, so exactly the blocks and zeros (traceable)."""
+    k, n_out, n_in = weight.shape
+    eye = torch.eye(k, dtype=weight.dtype, device=weight.device)
+    return torch.einsum("koi,kj->kijo", weight, eye).reshape(k * n_in, k * n_out)
 
 
 class SS2D(nn.Module):
@@ -65,13 +76,12 @@ class SS2D(nn.Module):
         x = self.act(self.conv2d(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
         xs = cross_scan_channels_last(x)  # (B, L, 4, D)
         seq = xs.reshape(b, h * w, K * self.d_inner)
-        # per-direction projections as one block-diagonal matmul on channels-last rows
-        x_dbl = seq @ torch.block_diag(*self.x_proj_weight.transpose(1, 2))  # (B, L, 4(R+2N))
+        # per-direction projections: x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R)
+        x_dbl = seq @ block_diagonal(self.x_proj_weight)  # (B, L, 4(R+2N))
         x_dbl = x_dbl.view(b, h * w, K, self.dt_rank + 2 * self.d_state)
         dt_low, bs, cs = x_dbl.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dts = dt_low.reshape(b, h * w, K * self.dt_rank) @ torch.block_diag(
-            *self.dt_projs_weight.transpose(1, 2)
-        )  # (B, L, 4D)
+        dt_rows = dt_low.reshape(b, h * w, K * self.dt_rank)
+        dts = dt_rows @ block_diagonal(self.dt_projs_weight)  # (B, L, 4D)
         y = selective_scan_channels_last(
             seq,
             dts,

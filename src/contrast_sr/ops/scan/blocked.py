@@ -1,44 +1,29 @@
-"""Selective scan (Mamba-1 S6) in plain PyTorch: blocked two-level scan, hand-written backward.
+"""The "torch" scan backend: blocked two-level scan in plain PyTorch, hand-written backward.
 
 Recurrence (per batch, channel d, state n), with ``delta <- softplus(delta + delta_bias)``::
 
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
     y_t = sum_n C_t[n] * h_t[n] + D * u_t
 
-Two layouts share one kernel:
-
-* :func:`selective_scan_channels_last` (fast path): u, delta (b, L, dim); B, C (b, L, groups, N).
-  Channels ``[g*dim/groups, (g+1)*dim/groups)`` share group g's B and C. SS2D feeds
-  (b, L, 4*c) with groups = 4 (one group per scan direction) without any transpose.
-* :func:`selective_scan`: mamba_ssm's layout, u, delta (b, dim, L); B, C (b, groups, N, L).
-
-Both compute in float32 (float64 if u is float64) with autocast disabled and return y in u's
-dtype. The torch backend cuts L into cache-sized blocks; inside a block, chunks run in
-parallel (pass 1: chunk-end states), a short carry recurrence links them, and an exact pass 2
-writes every state. Only products of decays in (0, 1] occur, so no exponent can overflow. The
-backward is the adjoint recurrence ``G_t = C_t*gy_t + exp(delta_{t+1} A) G_{t+1}`` run with the
-same primitive in reverse, block by block from the end. The forward saves delta after softplus
-and, for N = 1, every state (each the size of y); for N > 1 it saves the block-start states and
-the backward recomputes a block's states, so extra memory is O(b*dim*L + b*dim*N*L/block).
-
-Backends (see :func:`scan_backend`, :func:`register_scan_backend`) take the channels-last
-signature ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus) -> y``.
+Channels-last layout (see :mod:`contrast_sr.ops.scan.checks`): u, delta (b, L, dim);
+B, C (b, L, groups, N); channels ``[g*dim/groups, (g+1)*dim/groups)`` share group g's B and C.
+It computes in float32 (float64 if u is float64) with autocast disabled and returns y in u's
+dtype. L is cut into cache-sized blocks; inside a block, chunks run in parallel (pass 1:
+chunk-end states), a short carry recurrence links them, and an exact pass 2 writes every state.
+Only products of decays in (0, 1] occur, so no exponent can overflow. The backward is the
+adjoint recurrence ``G_t = C_t*gy_t + exp(delta_{t+1} A) G_{t+1}`` run with the same primitive
+in reverse, block by block from the end. The forward saves delta after softplus and, for N = 1,
+every state (each the size of y); for N > 1 it saves the block-start states and the backward
+recomputes a block's states, so extra memory is O(b*dim*L + b*dim*N*L/block).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import math
-import os
-import threading
-from collections.abc import Callable, Iterator
 
 import torch
 
-from contrast_sr.ops.scan_reference import selective_scan_ref
-
-ScanFn = Callable[..., torch.Tensor]
+from contrast_sr.ops.scan.checks import check_scan_args, compute_dtype
 
 # ----------------------------------------------------------------------------- primitive
 
@@ -107,10 +92,6 @@ def _plan(b: int, dim: int, N: int, L: int) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------- torch kernel
-
-
-def _compute_dtype(u: torch.Tensor) -> torch.dtype:
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
 def _delta_block(
@@ -342,25 +323,6 @@ class _SelectiveScanFn(torch.autograd.Function):
         return gu, gdelta, gA, gB, gC, gD, gbias, None, None, None
 
 
-def _check(u, delta, A, B, C, D, delta_bias) -> None:
-    if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(
-            f"u and delta must be (b, L, dim) alike, got {tuple(u.shape)}, {tuple(delta.shape)}"
-        )
-    b, L, dim = u.shape
-    if A.dim() != 2 or A.shape[0] != dim:
-        raise ValueError(f"A must be (dim={dim}, N), got {tuple(A.shape)}")
-    N = A.shape[1]
-    for name, t in (("B", B), ("C", C)):
-        if t.dim() != 4 or t.shape[0] != b or t.shape[1] != L or t.shape[3] != N:
-            raise ValueError(f"{name} must be (b={b}, L={L}, groups, N={N}), got {tuple(t.shape)}")
-    if B.shape[2] != C.shape[2] or dim % B.shape[2]:
-        raise ValueError(f"groups ({B.shape[2]}, {C.shape[2]}) must match and divide dim={dim}")
-    for name, t in (("D", D), ("delta_bias", delta_bias)):
-        if t is not None and t.shape != (dim,):
-            raise ValueError(f"{name} must be (dim={dim},), got {tuple(t.shape)}")
-
-
 def scan_torch_channels_last(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -374,13 +336,14 @@ def scan_torch_channels_last(
     block: int | None = None,
     chunk: int | None = None,
 ) -> torch.Tensor:
-    """The "torch" backend. ``block``/``chunk`` override the cache-sized plan (tests force them
-    small to exercise several blocks, chunks and ragged tails)."""
-    _check(u, delta, A, B, C, D, delta_bias)
+    """The "torch" backend: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
+    D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype. ``block``/``chunk`` override the
+    cache-sized plan (tests force them small to exercise several blocks, chunks, ragged tails)."""
+    check_scan_args(u, delta, A, B, C, D, delta_bias)
     b, L, dim = u.shape
     if L == 0:
         return u.new_zeros(b, 0, dim)
-    cdt = _compute_dtype(u)
+    cdt = compute_dtype(u)
     auto_block, auto_chunk = _plan(b, dim, A.shape[1], L)
     block = max(1, min(block or auto_block, L))
     chunk = max(1, chunk or (auto_chunk if block == auto_block else round(math.sqrt(block / 2))))
@@ -390,161 +353,3 @@ def scan_torch_channels_last(
         return _SelectiveScanFn.apply(
             u, delta, A, B, C, D, delta_bias, bool(delta_softplus), block, chunk
         )
-
-
-def scan_reference_channels_last(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-) -> torch.Tensor:
-    """The "reference" backend: the sequential loop, wrapped with layout transposes."""
-    _check(u, delta, A, B, C, D, delta_bias)
-    with torch.autocast(u.device.type, enabled=False):
-        y = selective_scan_ref(
-            u.transpose(1, 2),
-            delta.transpose(1, 2),
-            A,
-            B.permute(0, 2, 3, 1),
-            C.permute(0, 2, 3, 1),
-            D,
-            delta_bias,
-            delta_softplus,
-        )
-    return y.transpose(1, 2).contiguous()
-
-
-# ----------------------------------------------------------------------------- backends
-
-_BACKENDS: dict[str, ScanFn] = {
-    "torch": scan_torch_channels_last,
-    "reference": scan_reference_channels_last,
-}
-_AVAILABLE: dict[str, Callable[[torch.Tensor], bool]] = {}
-_STATE = threading.local()
-ENV_BACKEND = "CONTRAST_SR_SCAN_BACKEND"
-
-
-def register_scan_backend(
-    name: str, fn: ScanFn, available: Callable[[torch.Tensor], bool] | None = None
-) -> None:
-    """Add (or replace) a backend ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus)``.
-
-    ``available(u)`` (optional) says whether ``auto`` may pick it for input ``u``; backends
-    registered without it are only used when named explicitly.
-    """
-    _BACKENDS[name] = fn
-    if available is not None:
-        _AVAILABLE[name] = available
-    else:
-        _AVAILABLE.pop(name, None)
-
-
-def list_scan_backends() -> list[str]:
-    return sorted(_BACKENDS)
-
-
-@contextlib.contextmanager
-def scan_backend(name: str | None) -> Iterator[None]:
-    """Use backend ``name`` (or ``None``/"auto") for scans in this thread inside the block."""
-    if name not in (None, "auto") and name not in _BACKENDS:
-        raise ValueError(
-            f"unknown scan backend {name!r} (known: {', '.join(list_scan_backends())})"
-        )
-    previous = getattr(_STATE, "name", None)
-    _STATE.name = name
-    try:
-        yield
-    finally:
-        _STATE.name = previous
-
-
-def resolve_scan_backend(u: torch.Tensor, backend: str | None = None) -> str:
-    """Explicit argument, then :func:`scan_backend`, then ``$CONTRAST_SR_SCAN_BACKEND``, then
-    auto: the first available fused backend ("triton" on CUDA, "numba" on CPU), else "torch"."""
-    name = backend or getattr(_STATE, "name", None) or os.environ.get(ENV_BACKEND) or "auto"
-    if name != "auto":
-        if name not in _BACKENDS:
-            raise ValueError(
-                f"unknown scan backend {name!r} (known: {', '.join(list_scan_backends())})"
-            )
-        return name
-    for candidate in ("triton", "numba"):
-        check = _AVAILABLE.get(candidate)
-        if check is not None and check(u):
-            return candidate
-    return "torch"
-
-
-def _register_optional_backends() -> None:
-    """ "numba" (fused CPU kernel) when numba is installed; imported lazily on first use."""
-    if importlib.util.find_spec("numba") is None:
-        return
-
-    def scan_numba(*args, **kwargs):
-        from contrast_sr.ops.numba_scan import scan_numba_channels_last
-
-        return scan_numba_channels_last(*args, **kwargs)
-
-    def numba_available(u: torch.Tensor) -> bool:
-        from contrast_sr.ops.numba_scan import available
-
-        return available(u)
-
-    register_scan_backend("numba", scan_numba, numba_available)
-
-
-_register_optional_backends()
-
-
-def selective_scan_channels_last(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    backend: str | None = None,
-) -> torch.Tensor:
-    """Selective scan, channels last: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
-    D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype (float32 accumulation inside)."""
-    fn = _BACKENDS[resolve_scan_backend(u, backend)]
-    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
-
-
-def selective_scan(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-    backend: str | None = None,
-) -> torch.Tensor:
-    """mamba_ssm's ``selective_scan_fn`` layout: u, delta (b, dim, L); A (dim, N);
-    B, C (b, groups, N, L) (or (b, N, L) for one group); D, delta_bias (dim,).
-    Returns y (b, dim, L) in u's dtype. Runs the channels-last kernel on transposed copies."""
-    if B.dim() == 3:
-        B = B.unsqueeze(1)
-    if C.dim() == 3:
-        C = C.unsqueeze(1)
-    y = selective_scan_channels_last(
-        u.transpose(1, 2).contiguous(),
-        delta.transpose(1, 2).contiguous(),
-        A,
-        B.permute(0, 3, 1, 2).contiguous(),
-        C.permute(0, 3, 1, 2).contiguous(),
-        D,
-        delta_bias,
-        delta_softplus,
-        backend=backend,
-    )
-    return y.transpose(1, 2).contiguous()

@@ -1,6 +1,6 @@
-"""Sequential selective scan: the slow, obviously correct reference for every fast path.
+"""The "reference" scan backend: a sequential loop, the slow, obviously correct reference.
 
-Semantics and layout of mamba_ssm's ``selective_scan_fn``:
+:func:`selective_scan_ref` has the semantics and layout of mamba_ssm's ``selective_scan_fn``:
     u, delta: (batch, dim, L); A: (dim, N); B, C: (batch, groups, N, L); D, delta_bias: (dim,)
     delta <- softplus(delta + delta_bias) if delta_softplus
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from contrast_sr.ops.scan.checks import check_scan_args, compute_dtype
 
 
 def selective_scan_ref(
@@ -25,7 +27,7 @@ def selective_scan_ref(
 ) -> torch.Tensor:
     """Python loop over L (with ``unbind``, so autograd stays O(L)). Returns y (batch, dim, L)."""
     dtype_in = u.dtype
-    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    compute = compute_dtype(u)
     u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
     if delta_bias is not None:
         delta = delta + delta_bias.to(compute)[None, :, None]
@@ -46,3 +48,30 @@ def selective_scan_ref(
     if D is not None:
         y = y + D.to(compute)[None, :, None] * u
     return y.to(dtype_in)
+
+
+def scan_reference_channels_last(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """The "reference" backend in the channels-last layout (u, delta (b, L, dim);
+    B, C (b, L, groups, N)): :func:`selective_scan_ref` between layout transposes."""
+    check_scan_args(u, delta, A, B, C, D, delta_bias)
+    with torch.autocast(u.device.type, enabled=False):
+        y = selective_scan_ref(
+            u.transpose(1, 2),
+            delta.transpose(1, 2),
+            A,
+            B.permute(0, 2, 3, 1),
+            C.permute(0, 2, 3, 1),
+            D,
+            delta_bias,
+            delta_softplus,
+        )
+    return y.transpose(1, 2).contiguous()

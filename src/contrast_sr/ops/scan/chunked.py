@@ -1,6 +1,7 @@
-"""Loop-free chunked selective scan: the export-friendly formulation (ONNX, tracing).
+"""The "chunked" scan backend: loop-free, the export-friendly formulation (ONNX, tracing).
 
-Same semantics as :func:`contrast_sr.ops.scan_reference.selective_scan_ref`, channels-last
+The scan dispatch picks it automatically while a model is traced or exported. Same semantics as
+:func:`contrast_sr.ops.scan.reference.selective_scan_ref`, channels-last
 layout (u, delta (b, L, dim); B, C (b, L, groups, N); A (dim, N); y (b, L, dim)):
 
     h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t,    y_t = C_t . h_t + D * u_t
@@ -27,6 +28,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from contrast_sr.ops.scan.checks import compute_dtype
+from contrast_sr.ops.tracing import is_exporting
 
 TRACE_CHUNK = 32
 
@@ -71,7 +75,7 @@ def selective_scan_chunked(
     ``chunk`` fixes T (default :func:`default_chunk` of L); any L >= 1 works (zero padding).
     """
     dtype_in = u.dtype
-    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    compute = compute_dtype(u)
     u, delta, A, B, C = (t.to(compute) for t in (u, delta, A, B, C))
     if delta_bias is not None:
         delta = delta + delta_bias.to(compute)
@@ -84,7 +88,7 @@ def selective_scan_chunked(
         C = C.repeat_interleave(dim // groups, dim=2)
     if chunk is not None:
         T = int(chunk)
-    elif torch.jit.is_tracing():  # one graph for every size: a chunk that suits up to ~128x128
+    elif is_exporting():  # one graph for every size: a chunk that suits up to ~128x128
         T = TRACE_CHUNK
     else:
         T = default_chunk(int(L))
@@ -93,7 +97,7 @@ def selective_scan_chunked(
     pad = (-L) % T
     dA = delta.unsqueeze(-1) * A  # (b, L, dim, N), <= 0
     x = (delta * u).unsqueeze(-1) * B  # (b, L, dim, N)
-    if pad or torch.jit.is_tracing():  # keep the pad in traced graphs: L varies there
+    if pad or is_exporting():  # keep the pad in traced graphs: L varies there
         dA = F.pad(dA, (0, 0, 0, 0, 0, pad))
         x = F.pad(x, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
@@ -132,15 +136,6 @@ def selective_scan_channels_last_chunked(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
 ) -> torch.Tensor:
-    """Drop-in for ``selective_scan_channels_last`` (the "chunked" scan backend)."""
+    """The "chunked" backend: :func:`selective_scan_chunked` with its default chunk (shapes and
+    result as there; no shape checks, which would only add warnings to traced graphs)."""
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
-
-
-def register() -> None:
-    """Register as scan backend "chunked" (only used when named explicitly)."""
-    from contrast_sr.ops.selective_scan import register_scan_backend
-
-    register_scan_backend("chunked", selective_scan_channels_last_chunked)
-
-
-register()

@@ -1,0 +1,30 @@
+"""Selective scan (Mamba-1 S6): the public entry points and their backends.
+
+* :mod:`~contrast_sr.ops.scan.dispatch`: :func:`selective_scan`,
+  :func:`selective_scan_channels_last` and the one backend table (auto choice,
+  :func:`scan_backend`, ``$CONTRAST_SR_SCAN_BACKEND``, :func:`register_scan_backend`).
+* backends, each importing only :mod:`~contrast_sr.ops.scan.checks` and its own dependencies:
+  ``reference`` (sequential loop), ``blocked`` ("torch": blocked two-level scan, hand-written
+  backward), ``numba_cpu`` + ``numba_kernels`` ("numba": fused CPU kernel, optional),
+  ``chunked`` (loop-free, used while tracing / exporting).
+"""
+
+from contrast_sr.ops.scan.dispatch import (
+    ENV_BACKEND,
+    list_scan_backends,
+    register_scan_backend,
+    resolve_scan_backend,
+    scan_backend,
+    selective_scan,
+    selective_scan_channels_last,
+)
+
+__all__ = [
+    "ENV_BACKEND",
+    "list_scan_backends",
+    "register_scan_backend",
+    "resolve_scan_backend",
+    "scan_backend",
+    "selective_scan",
+    "selective_scan_channels_last",
+]

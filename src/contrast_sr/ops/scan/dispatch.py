@@ -1,0 +1,175 @@
+"""The public selective scan and the one table of its backends.
+
+Every backend is a function with the channels-last signature
+``fn(u, delta, A, B, C, D, delta_bias, delta_softplus) -> y`` (shapes in
+:mod:`contrast_sr.ops.scan.checks`). :data:`_BACKENDS` maps a name to the function and, for
+backends that ``auto`` may pick, an availability check ``available(u) -> bool``.
+
+Which backend runs, first match wins:
+
+1. the ``backend=`` argument, then the innermost :func:`scan_backend` block of this thread;
+2. while tracing or exporting (``torch.jit.trace``, ``torch.onnx.export``): "chunked", the
+   loop-free formulation (the others loop over L in Python or hide in an autograd.Function);
+3. ``$CONTRAST_SR_SCAN_BACKEND``;
+4. auto: the first fused backend in :data:`_AUTO_ORDER` whose check accepts u, else "torch".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from contrast_sr.ops.scan.blocked import scan_torch_channels_last
+from contrast_sr.ops.scan.chunked import selective_scan_channels_last_chunked
+from contrast_sr.ops.scan.reference import scan_reference_channels_last
+from contrast_sr.ops.tracing import is_exporting
+
+ScanFn = Callable[..., torch.Tensor]
+ENV_BACKEND = "CONTRAST_SR_SCAN_BACKEND"
+
+
+@dataclass(frozen=True)
+class ScanBackend:
+    """A registered backend: ``fn`` and, if auto-selection may pick it, ``available(u)``."""
+
+    fn: ScanFn
+    available: Callable[[torch.Tensor], bool] | None = None
+
+
+def _numba_scan(*args, **kwargs) -> torch.Tensor:
+    """The "numba" backend, imported on first use (importing numba takes about a second)."""
+    from contrast_sr.ops.scan.numba_cpu import scan_numba_channels_last
+
+    return scan_numba_channels_last(*args, **kwargs)
+
+
+def _numba_available(u: torch.Tensor) -> bool:
+    from contrast_sr.ops.scan.numba_cpu import available
+
+    return available(u)
+
+
+_BACKENDS: dict[str, ScanBackend] = {
+    "torch": ScanBackend(scan_torch_channels_last),  # auto's fallback, runs everywhere
+    "reference": ScanBackend(scan_reference_channels_last),  # the sequential loop
+    "chunked": ScanBackend(selective_scan_channels_last_chunked),  # traced / exported graphs
+}
+if importlib.util.find_spec("numba") is not None:  # optional extra "numba"
+    _BACKENDS["numba"] = ScanBackend(_numba_scan, _numba_available)
+# "triton" (fused GPU kernel) is not written yet. It goes here as
+# ScanBackend(its_fn, its_check), its check accepting CUDA tensors when triton imports, and
+# first in _AUTO_ORDER.
+
+_AUTO_ORDER: list[str] = ["numba"]  # backends auto tries (if registered), fastest first
+_STATE = threading.local()
+
+
+def register_scan_backend(
+    name: str, fn: ScanFn, available: Callable[[torch.Tensor], bool] | None = None
+) -> None:
+    """Add (or replace) a backend ``fn(u, delta, A, B, C, D, delta_bias, delta_softplus)``.
+
+    ``available(u)`` (optional) says whether ``auto`` may pick it for input ``u`` (after the
+    built-in fused backends); backends registered without it are only used when named.
+    """
+    _BACKENDS[name] = ScanBackend(fn, available)
+    if available is not None and name not in _AUTO_ORDER:
+        _AUTO_ORDER.append(name)
+
+
+def list_scan_backends() -> list[str]:
+    """Names of the registered backends (sorted)."""
+    return sorted(_BACKENDS)
+
+
+def _known(name: str) -> str:
+    if name not in _BACKENDS:
+        raise ValueError(
+            f"unknown scan backend {name!r} (known: {', '.join(list_scan_backends())})"
+        )
+    return name
+
+
+@contextlib.contextmanager
+def scan_backend(name: str | None) -> Iterator[None]:
+    """Use backend ``name`` (or ``None``/"auto") for scans in this thread inside the block."""
+    if name not in (None, "auto"):
+        _known(name)
+    previous = getattr(_STATE, "name", None)
+    _STATE.name = name
+    try:
+        yield
+    finally:
+        _STATE.name = previous
+
+
+def resolve_scan_backend(u: torch.Tensor, backend: str | None = None) -> str:
+    """The name of the backend a scan of ``u`` runs on (the order in the module docstring)."""
+    name = backend or getattr(_STATE, "name", None)
+    if name not in (None, "auto"):
+        return _known(name)
+    if is_exporting():
+        return "chunked"
+    name = os.environ.get(ENV_BACKEND) or "auto"
+    if name != "auto":
+        return _known(name)
+    for candidate in _AUTO_ORDER:
+        entry = _BACKENDS.get(candidate)
+        if entry is not None and entry.available is not None and entry.available(u):
+            return candidate
+    return "torch"
+
+
+def selective_scan_channels_last(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Selective scan, channels last: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
+    D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype (float32 accumulation inside)."""
+    fn = _BACKENDS[resolve_scan_backend(u, backend)].fn
+    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """mamba_ssm's ``selective_scan_fn`` layout: u, delta (b, dim, L); A (dim, N);
+    B, C (b, groups, N, L) (or (b, N, L) for one group); D, delta_bias (dim,).
+    Returns y (b, dim, L) in u's dtype. Runs the channels-last kernel on transposed copies."""
+    if B.dim() == 3:
+        B = B.unsqueeze(1)
+    if C.dim() == 3:
+        C = C.unsqueeze(1)
+    y = selective_scan_channels_last(
+        u.transpose(1, 2).contiguous(),
+        delta.transpose(1, 2).contiguous(),
+        A,
+        B.permute(0, 3, 1, 2).contiguous(),
+        C.permute(0, 3, 1, 2).contiguous(),
+        D,
+        delta_bias,
+        delta_softplus,
+        backend=backend,
+    )
+    return y.transpose(1, 2).contiguous()
