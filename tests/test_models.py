@@ -24,7 +24,7 @@ from contrast_sr.models.blocks.edge_conv import EdgeConv2d, ring_index
 from contrast_sr.models.blocks.ocab import OCAB
 from contrast_sr.models.blocks.window_attention import WindowAttention
 from contrast_sr.models.contrast import pad_reflect
-from contrast_sr.models.convert import convert_checkpoint, convert_state_dict, infer_scale
+from contrast_sr.models.original import convert_checkpoint, convert_state_dict, infer_scale
 from tests.conftest import cli_env
 
 COUNTS = {
@@ -131,7 +131,7 @@ def test_original_checkpoints_reproduce_reference_outputs(
 
 def _random_state_from_keys(path, model):
     """Random tensors with the listed shapes; derived buffers take the model's true values."""
-    from contrast_sr.models.convert import _expected_buffer
+    from contrast_sr.models.original import _expected_buffer
 
     state = {}
     gen = torch.Generator().manual_seed(0)
@@ -409,11 +409,11 @@ def test_ss2d_matches_per_direction_reference():
 
 
 def test_resolve_bundled_weights_and_wrapped_save(tmp_path, monkeypatch):
-    from contrast_sr.models import checkpoint
+    import contrast_sr.weights
 
     torch.manual_seed(0)
     model = create_model("contrast_light", 2, **TINY).eval()
-    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(contrast_sr.weights, "WEIGHTS_DIR", tmp_path)
     save_model(torch.nn.DataParallel(model), tmp_path / "contrast_light_x2.safetensors")
     keys = load_file(str(tmp_path / "contrast_light_x2.safetensors")).keys()
     assert not any(k.startswith("module.") for k in keys)

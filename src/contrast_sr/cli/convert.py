@@ -32,7 +32,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from contrast_sr.errors import UsageError
     from contrast_sr.models.contrast import count_parameters
-    from contrast_sr.models.convert import convert_checkpoint
+    from contrast_sr.models.original import convert_checkpoint
     from contrast_sr.models.registry import VARIANTS, canonical_name
 
     if canonical_name(args.variant) not in VARIANTS:

@@ -16,7 +16,6 @@ from torch import nn
 from contrast_sr.errors import ContrastError, InputError
 
 FORMAT = "contrast-sr"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def checkpoint_metadata(model: nn.Module) -> dict[str, str]:
@@ -89,10 +88,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     return model.to(device).eval()
 
 
-def bundled_weights(name: str, scale: int) -> Path:
-    return WEIGHTS_DIR / f"{name}_x{int(scale)}.safetensors"
-
-
 def resolve_model(
     spec: str, scale: int | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
@@ -102,6 +97,7 @@ def resolve_model(
     scale differs from the requested one.
     """
     from contrast_sr.models.registry import VARIANTS, canonical_name
+    from contrast_sr.weights import bundled_weights
 
     path = Path(spec)
     name = canonical_name(spec)

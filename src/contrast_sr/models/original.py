@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.models.state_dict import read_state_dict
 
 # original buffers (not parameters), keyed by the last name component
 DERIVED_BUFFERS = (
@@ -23,32 +24,6 @@ DERIVED_BUFFERS = (
     "relative_coords_table",
     "attn_mask",
 )
-
-
-def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """State dict of an original checkpoint: ``.pth`` (``params_ema``/``params``/plain dict,
-    loaded with ``weights_only=True``) or ``.safetensors``; strips a DDP ``module.`` prefix."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint {path}", "no such file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise InputError(f"checkpoint {path}", f"cannot be read ({detail})") from None
-    if isinstance(state, dict):
-        for key in ("params_ema", "params", "state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"checkpoint {path}", "holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def infer_scale(state: dict[str, torch.Tensor], in_chans: int = 3) -> int | None:
@@ -142,7 +117,7 @@ def convert_checkpoint(
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.resolve() == src.resolve():
         raise UsageError(f"output {dst}", "is the input file; refusing to overwrite it")
-    state = load_original_state_dict(src)
+    state = read_state_dict(src)
     found = infer_scale(state)
     if scale is None:
         scale = found or 4
