@@ -127,10 +127,10 @@ class ContrastConfig:
 
     def _check_values(self) -> None:
         """Ranges and cross-field rules (types are already checked)."""
-        for name in ("in_chans", "dim", "num_heads", "window_size", "compress_ratio"):
-            _at_least_one(self, name)
-        for name in ("squeeze_factor", "upsample_features", "ssm_d_state", "ssm_dt_rank"):
-            _at_least_one(self, name)
+        for name in _AT_LEAST_ONE:
+            value = getattr(self, name)
+            if isinstance(value, int) and value < 1:  # ssm_dt_rank may be "auto"
+                raise ConfigError(name, f"must be >= 1, not {value}")
         for name in ("mlp_ratio", "ssm_ratio", "img_range"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, f"must be positive, not {getattr(self, name)}")
@@ -140,12 +140,11 @@ class ContrastConfig:
             raise ConfigError(
                 "depths", f"needs one or more groups of >= 1 block, not {self.depths}"
             )
-        unknown = [k for k in self.block_pattern if k not in BLOCK_KINDS]
-        if unknown or not self.block_pattern:
-            raise ConfigError(
-                "block_pattern",
-                f"{list(self.block_pattern)}: kinds must be in {sorted(BLOCK_KINDS)}",
-            )
+        if not self.block_pattern:
+            raise ConfigError("block_pattern", "needs at least one block kind")
+        for kind in self.block_pattern:
+            if kind not in BLOCK_KINDS:
+                raise _choice_error("block_pattern", kind, tuple(BLOCK_KINDS))
         _one_of(self, "ffn", FFN_KINDS)
         _one_of(self, "upsampler", UPSAMPLERS)
         if self.dim % self.num_heads:
@@ -160,7 +159,19 @@ class ContrastConfig:
             )
 
 
-# ---------------------------------------------------------------- field type checks
+# ---------------------------------------------------------------- field checks
+
+_AT_LEAST_ONE = (
+    "in_chans",
+    "dim",
+    "num_heads",
+    "window_size",
+    "compress_ratio",
+    "squeeze_factor",
+    "upsample_features",
+    "ssm_d_state",
+    "ssm_dt_rank",
+)
 
 
 @functools.cache
@@ -211,12 +222,6 @@ def _describe(hint: Any) -> str:
         return " or ".join(repr(a) for a in args)
     words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     return words[hint]
-
-
-def _at_least_one(cfg: ContrastConfig, name: str) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, int) and value < 1:
-        raise ConfigError(name, f"must be >= 1, not {value}")
 
 
 def _one_of(cfg: ContrastConfig, name: str, choices: tuple[str, ...]) -> None:

@@ -118,7 +118,7 @@ def convert_checkpoint(
     """
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.resolve() == src.resolve():
-        raise ArgumentError("dst", f"{dst} is the input file; refusing to overwrite it")
+        raise ArgumentError("dst", "is the input file; refusing to overwrite it")
     state = read_state_dict(src)
     found = infer_scale(state)
     if scale is None:

@@ -210,11 +210,14 @@ def variant_config(name: str, scale: int = 4, **overrides: Any) -> ContrastConfi
     scales = supported_scales(key)
     if _as_scale(scale) not in scales:
         supports = ", ".join(map(str, scales))
-        raise ArgumentError(
-            "scale", f"{scale} not supported by model {key!r} (supports {supports})"
-        )
+        why = f"scale {scale} not supported by model {key!r} (supports {supports})"
+        raise ArgumentError("scale", why)
     entry = VARIANTS[key]
-    fields = {**entry["config"], **entry.get("per_scale", {}).get(int(scale), {}), **overrides}
+    fields = {
+        **entry["config"],
+        **entry.get("per_scale", {}).get(_as_scale(scale), {}),
+        **overrides,
+    }
     return ContrastConfig.from_dict(fields)
 
 
