@@ -110,6 +110,7 @@ def build_block(cfg: ContrastConfig, kind: str, index: int) -> Block:
 
 
 def build_ocab(cfg: ContrastConfig) -> OCAB:
+    """The overlapping cross-attention block closing every group (when ``cfg.ocab``)."""
     return OCAB(
         cfg.dim,
         cfg.num_heads,
