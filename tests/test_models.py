@@ -10,12 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.errors import ConfigError, ContrastError, InputError, UnknownModelError, UsageError
 from contrast_sr.models import (
     count_parameters,
     create_model,
     list_models,
     load_model,
+    rename_original_keys,
     resolve_model,
     save_model,
 )
@@ -23,8 +24,9 @@ from contrast_sr.models.blocks.attention import clipped_softmax, window_attentio
 from contrast_sr.models.blocks.edge_conv import EdgeConv2d, ring_index
 from contrast_sr.models.blocks.ocab import OCAB
 from contrast_sr.models.blocks.window_attention import WindowAttention
+from contrast_sr.models.checkpoint import checkpoint_metadata
 from contrast_sr.models.contrast import pad_reflect
-from contrast_sr.models.convert import convert_checkpoint, convert_state_dict, infer_scale
+from contrast_sr.models.original import convert_checkpoint, convert_state_dict, infer_scale
 from tests.conftest import cli_env
 
 COUNTS = {
@@ -82,18 +84,19 @@ def test_parameter_counts(name, scale):
     with torch.device("meta"):
         model = create_model(name, scale)
     assert count_parameters(model) == COUNTS[(name, scale)]
-    assert model.scale == scale and model.config["scale"] == scale
-    json.dumps(model.config)  # JSON-able
+    assert model.scale == scale and checkpoint_metadata(model)["scale"] == str(scale)
+    json.dumps(model.config.to_dict())  # JSON-able
 
 
 def test_registry_lists_every_variant_and_rejects_unknown():
     names = list_models()
     assert {n for n, _ in COUNTS} <= set(names)
     assert "contrast_v1_light" in names
-    with pytest.raises(UsageError, match="unknown model"):
+    with pytest.raises(UnknownModelError, match="unknown model"):
         create_model("no_such_model")
-    with pytest.raises(UsageError, match="unknown model option"):
+    with pytest.raises(ConfigError, match="model config field 'not_an_option': unknown") as info:
         create_model("contrast_light", not_an_option=1)
+    assert info.value.field == "not_an_option"
     with pytest.raises(UsageError, match="scale 2"):
         create_model("baseline_v2", 2)
 
@@ -103,7 +106,7 @@ def test_mamba_attention_ratio_is_one_setting():
         model = create_model("contrast_light", block_pattern=["ss2d"] * 2 + ["attn"])
     kinds = [b.kind for b in model.layers[0].residual_group.blocks]
     assert kinds == ["ss2d", "ss2d", "attn"] * 2
-    shifts = [b.attn.shift for b in model.layers[0].residual_group.blocks if b.kind == "attn"]
+    shifts = [b.mixer.shift for b in model.layers[0].residual_group.blocks if b.kind == "attn"]
     assert shifts == [0, 8]  # every second attention block is shifted by ws/2
 
 
@@ -131,7 +134,7 @@ def test_original_checkpoints_reproduce_reference_outputs(
 
 def _random_state_from_keys(path, model):
     """Random tensors with the listed shapes; derived buffers take the model's true values."""
-    from contrast_sr.models.convert import _expected_buffer
+    from contrast_sr.models.original import _expected_buffer
 
     state = {}
     gen = torch.Generator().manual_seed(0)
@@ -151,8 +154,9 @@ def test_converter_maps_every_light_key_list(spec_dir, stem):
     assert infer_scale(state) == 4
     converted = convert_state_dict(state, model)
     model.load_state_dict(converted, strict=True)
+    original = rename_original_keys(state)  # the mixers' original names -> `mixer`
     for key, value in model.state_dict().items():
-        assert torch.equal(value, state[key])
+        assert torch.equal(value, original[key])
 
 
 def test_converter_is_strict(spec_dir):
@@ -266,7 +270,7 @@ def test_clipped_softmax_matches_definition():
     manual = clipped_softmax(q @ k.transpose(-2, -1) / 2.0, zeta, gamma) @ v
     assert torch.allclose(out, manual, atol=1e-6)
     model = create_model("contrast_v1_clip_light", 4, **TINY)
-    assert model.layers[0].residual_group.blocks[1].attn.clip == (zeta, gamma)
+    assert model.layers[0].residual_group.blocks[1].mixer.clip == (zeta, gamma)
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
@@ -409,11 +413,11 @@ def test_ss2d_matches_per_direction_reference():
 
 
 def test_resolve_bundled_weights_and_wrapped_save(tmp_path, monkeypatch):
-    from contrast_sr.models import checkpoint
+    import contrast_sr.weights
 
     torch.manual_seed(0)
     model = create_model("contrast_light", 2, **TINY).eval()
-    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(contrast_sr.weights, "WEIGHTS_DIR", tmp_path)
     save_model(torch.nn.DataParallel(model), tmp_path / "contrast_light_x2.safetensors")
     keys = load_file(str(tmp_path / "contrast_light_x2.safetensors")).keys()
     assert not any(k.startswith("module.") for k in keys)

@@ -499,7 +499,7 @@ def test_smoke_config_trains_a_registered_model_reproducibly(tmp_path, data_dir)
     a, b = state_of(tmp_path / "a"), state_of(tmp_path / "b")
     assert_same_weights(a, b)
     model = load_model(tmp_path / "a" / "model.safetensors")
-    assert model.scale == 4 and model.config["dim"] == 12
+    assert model.scale == 4 and model.config.dim == 12
     # the EMA weights were written, not the raw ones
     ckpt = torch.load(tmp_path / "a" / "checkpoints" / "iter_2.pt", weights_only=True)
     for k, v in model.state_dict().items():

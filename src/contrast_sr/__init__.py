@@ -4,9 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "create_model", "list_models", "load_model", "upscale"]
+__all__ = [
+    "ContrastConfig",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_model",
+    "upscale",
+]
 
-_LAZY = {"create_model", "list_models", "load_model"}
+_LAZY = {"ContrastConfig", "create_model", "list_models", "load_model"}
 
 
 def __getattr__(name: str):

@@ -59,3 +59,11 @@ class ConfigError(UsageError):
     def __init__(self, field: str, why: str, section: str = "model") -> None:
         self.field, self.section = str(field), str(section)
         super().__init__(f"{self.section} config field {self.field!r}", why)
+
+
+class UnknownModelError(UsageError):
+    """``name`` is not a registered model variant; ``choices`` are the registered names."""
+
+    def __init__(self, name: str, choices: tuple[str, ...] | list[str]) -> None:
+        self.name, self.choices = str(name), tuple(choices)
+        super().__init__(f"unknown model {self.name!r}", f"choose from {', '.join(self.choices)}")

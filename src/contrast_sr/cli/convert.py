@@ -30,16 +30,21 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contrast_sr.errors import UsageError
+    from contrast_sr.errors import ArgumentError, UnknownModelError, UsageError
     from contrast_sr.models.contrast import count_parameters
-    from contrast_sr.models.convert import convert_checkpoint
-    from contrast_sr.models.registry import VARIANTS, canonical_name
+    from contrast_sr.models.original import convert_checkpoint
+    from contrast_sr.models.registry import supported_scales
 
-    if canonical_name(args.variant) not in VARIANTS:
-        raise UsageError(f"unknown variant {args.variant!r}", f"choose from {', '.join(VARIANTS)}")
+    try:
+        supported_scales(args.variant)
+    except UnknownModelError as exc:
+        raise UsageError(f"unknown variant {args.variant!r}", exc.why) from None
     if not args.output.endswith(".safetensors"):
         raise UsageError(f"output {args.output}", "must end in .safetensors")
-    model = convert_checkpoint(args.original, args.output, args.variant, args.scale)
+    try:
+        model = convert_checkpoint(args.original, args.output, args.variant, args.scale)
+    except ArgumentError as exc:  # dst is the `output` argument; others are flags
+        raise exc.as_flag(f"output {args.output}" if exc.argument == "dst" else None) from None
     info = {
         "output": args.output,
         "variant": model.variant,

@@ -22,12 +22,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from contrast_sr.models.registry import VARIANTS, model_info
+    from contrast_sr.models.registry import list_models, model_info, supported_scales
 
-    rows = []
-    for name, entry in VARIANTS.items():
-        if args.scale in entry.get("scales", (2, 3, 4)):
-            rows.append(model_info(name, args.scale))
+    rows = [model_info(n, args.scale) for n in list_models() if args.scale in supported_scales(n)]
     if args.json:
         print(json.dumps({"scale": args.scale, "models": rows}))
         return 0

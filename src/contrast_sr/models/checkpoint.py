@@ -1,7 +1,9 @@
 """Project checkpoints: safetensors with the variant, scale and full configuration as metadata.
 
 Metadata keys: ``format`` ("contrast-sr"), ``variant`` (registered name or ""), ``scale`` and
-``config`` (JSON of ``model.config``). :func:`load_model` rebuilds the exact model from them.
+``config`` (JSON of ``model.config.to_dict()``). :func:`load_model` rebuilds the exact model from
+them. Older checkpoints (``scale`` inside ``config``, mixers stored as ``mamba``/``attn``) load
+as well.
 """
 
 from __future__ import annotations
@@ -13,18 +15,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from contrast_sr.errors import ContrastError, InputError
+from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.models.config import ContrastConfig
+from contrast_sr.models.contrast import ContrastSR
 
 FORMAT = "contrast-sr"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def checkpoint_metadata(model: nn.Module) -> dict[str, str]:
+    """The metadata :func:`save_model` writes for ``model`` (a ContrastSR; a custom model with
+    ``scale`` and a JSON-able ``config`` mapping is written the same way)."""
+    config = model.config
+    data = config.to_dict() if isinstance(config, ContrastConfig) else dict(config)
     return {
         "format": FORMAT,
         "variant": getattr(model, "variant", None) or "",
         "scale": str(int(model.scale)),
-        "config": json.dumps(model.config, sort_keys=True),
+        "config": json.dumps(data, sort_keys=True),
     }
 
 
@@ -64,20 +71,20 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     """Rebuild the model stored in a project checkpoint (eval mode, on ``device``)."""
     from safetensors.torch import load_file
 
-    from contrast_sr.models.contrast import ContrastSR
-
     meta = read_metadata(path)
     if meta.get("format") != FORMAT or "config" not in meta:
         raise InputError(
             f"checkpoint {path}",
             "not a Contrast-SR checkpoint (import original weights with 'contrast-sr convert')",
         )
-    config = json.loads(meta["config"])
-    scale = int(config.pop("scale", meta.get("scale", 4)))
     try:
-        model = ContrastSR(scale=scale, variant=meta.get("variant") or None, **config)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"checkpoint {path}", f"bad configuration: {exc}") from None
+        fields = json.loads(meta["config"])
+        scale = int(fields.pop("scale", meta.get("scale", 4)))  # older files: inside config
+        config = ContrastConfig.from_dict(fields)
+        model = ContrastSR(config, scale=scale, variant=meta.get("variant") or None)
+    except (ValueError, TypeError, AttributeError, UsageError) as exc:
+        why = exc.message if isinstance(exc, UsageError) else str(exc)
+        raise InputError(f"checkpoint {path}", f"bad configuration: {why}") from None
     state = load_file(str(path))
     try:
         model.load_state_dict(state, strict=True)
@@ -89,10 +96,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     return model.to(device).eval()
 
 
-def bundled_weights(name: str, scale: int) -> Path:
-    return WEIGHTS_DIR / f"{name}_x{int(scale)}.safetensors"
-
-
 def resolve_model(
     spec: str, scale: int | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
@@ -102,6 +105,7 @@ def resolve_model(
     scale differs from the requested one.
     """
     from contrast_sr.models.registry import VARIANTS, canonical_name
+    from contrast_sr.weights import bundled_weights
 
     path = Path(spec)
     name = canonical_name(spec)

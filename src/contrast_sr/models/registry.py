@@ -1,14 +1,17 @@
 """Named variants: each is a configuration of :class:`ContrastSR`, never a separate class.
 
-``VARIANTS[name]`` holds the options that differ from ``DEFAULT_CONFIG``, an optional
-``per_scale`` dict of scale-specific overrides, the scales it supports and a one-line summary.
+``VARIANTS[name]`` holds the :class:`ContrastConfig` fields that differ from the defaults, an
+optional ``per_scale`` dict of scale-specific overrides, the scales it supports (``scales``,
+default 2, 3, 4) and a one-line summary.
 """
 
 from __future__ import annotations
 
-import copy
+from typing import Any
 
-from contrast_sr.models.contrast import ContrastSR, count_parameters, resolve_config
+from contrast_sr.errors import ArgumentError, UnknownModelError
+from contrast_sr.models.config import ContrastConfig
+from contrast_sr.models.contrast import ContrastSR, count_parameters
 
 # shared option sets of the original families
 _BASELINE = {
@@ -189,33 +192,50 @@ def list_models() -> list[str]:
     return list(VARIANTS)
 
 
-def variant_config(name: str, scale: int = 4, **overrides) -> dict:
-    """Resolved configuration of variant ``name`` at ``scale`` (+ overrides)."""
-    from contrast_sr.errors import UsageError
-
+def supported_scales(name: str) -> tuple[int, ...]:
+    """Scales variant ``name`` can be built for; UnknownModelError if it is not registered."""
     key = canonical_name(name)
     if key not in VARIANTS:
-        raise UsageError(f"unknown model {name!r}", f"choose from {', '.join(VARIANTS)}")
+        raise UnknownModelError(name, list(VARIANTS))
+    return tuple(VARIANTS[key].get("scales", _ANY))
+
+
+def variant_config(name: str, scale: int = 4, **overrides: Any) -> ContrastConfig:
+    """The configuration of variant ``name`` at ``scale``, with field ``overrides``.
+
+    UnknownModelError for an unregistered name, ArgumentError("scale") for a scale the variant
+    does not support, ConfigError (``exc.field``) for an unknown or invalid override.
+    """
+    key = canonical_name(name)
+    scales = supported_scales(key)
+    if _as_scale(scale) not in scales:
+        supports = ", ".join(map(str, scales))
+        why = f"scale {scale} not supported by model {key!r} (supports {supports})"
+        raise ArgumentError("scale", why)
     entry = VARIANTS[key]
-    if int(scale) not in entry.get("scales", _ANY):
-        raise UsageError(
-            f"model {key!r}", f"scale {scale} not supported (supports {entry.get('scales', _ANY)})"
-        )
-    cfg = copy.deepcopy(entry["config"])
-    cfg.update(copy.deepcopy(entry.get("per_scale", {}).get(int(scale), {})))
-    try:
-        return resolve_config(cfg, **overrides)
-    except ValueError as exc:
-        raise UsageError(f"model {key!r}", str(exc)) from None
+    fields = {
+        **entry["config"],
+        **entry.get("per_scale", {}).get(_as_scale(scale), {}),
+        **overrides,
+    }
+    return ContrastConfig.from_dict(fields)
 
 
-def create_model(name: str, scale: int = 4, **overrides) -> ContrastSR:
-    """Build variant ``name`` for ``scale`` (2, 3 or 4), with option overrides.
+def create_model(name: str, scale: int = 4, **overrides: Any) -> ContrastSR:
+    """Build variant ``name`` for ``scale`` (2, 3 or 4), with config field overrides.
 
     Example: ``create_model("contrast_light", block_pattern=["ss2d"] * 3 + ["attn"])``.
+    Errors as :func:`variant_config`.
     """
-    cfg = variant_config(name, scale, **overrides)
-    return ContrastSR(scale=int(scale), variant=canonical_name(name), **cfg)
+    config = variant_config(name, scale, **overrides)
+    return ContrastSR(config, scale=_as_scale(scale), variant=canonical_name(name))
+
+
+def _as_scale(scale: Any) -> int:
+    try:
+        return int(scale)
+    except (TypeError, ValueError):
+        raise ArgumentError("scale", f"expected an integer, got {scale!r}") from None
 
 
 def model_info(name: str, scale: int = 4) -> dict:
@@ -225,11 +245,10 @@ def model_info(name: str, scale: int = 4) -> dict:
     key = canonical_name(name)
     with torch.device("meta"):
         params = count_parameters(create_model(key, scale))
-    entry = VARIANTS[key]
     return {
         "name": key,
         "scale": scale,
         "params": params,
-        "scales": list(entry.get("scales", _ANY)),
-        "summary": entry["summary"],
+        "scales": list(supported_scales(key)),
+        "summary": VARIANTS[key]["summary"],
     }

@@ -34,7 +34,7 @@ def _dwconv(channels: int, padding_mode: str) -> nn.Conv2d:
 class Mlp(nn.Module):
     """Linear -> GELU -> Linear (per token)."""
 
-    def __init__(self, dim: int, hidden: int, **_: object) -> None:
+    def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
@@ -60,7 +60,7 @@ class SpatialGate(nn.Module):
 class SGFN(nn.Module):
     """Spatial-gate FFN of the final Contrast model (fc1, GELU, spatial gate, fc2)."""
 
-    def __init__(self, dim: int, hidden: int, dw_padding: str = "zeros", **_: object) -> None:
+    def __init__(self, dim: int, hidden: int, dw_padding: str = "zeros") -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
@@ -75,7 +75,7 @@ class GatedConvFFN(nn.Module):
     """GEGLU conv FFN: 1x1 C->2H, split (x1, x2), x1 * GELU(DWConv(x2)), 1x1 H->C."""
 
     def __init__(
-        self, dim: int, hidden: int, dw_padding: str = "zeros", fc1_groups: int = 1, **_: object
+        self, dim: int, hidden: int, dw_padding: str = "zeros", fc1_groups: int = 1
     ) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(dim, 2 * hidden, 1, groups=fc1_groups)
@@ -91,9 +91,7 @@ class GatedConvFFN(nn.Module):
 class ConvFFN(nn.Module):
     """Conv FFN: 1x1 C->H, x + DWConv(x) (if ``dw``), GELU, 1x1 H->C."""
 
-    def __init__(
-        self, dim: int, hidden: int, dw_padding: str = "zeros", dw: bool = True, **_: object
-    ) -> None:
+    def __init__(self, dim: int, hidden: int, dw_padding: str = "zeros", dw: bool = True) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, dim, 1)
@@ -107,18 +105,22 @@ class ConvFFN(nn.Module):
         return _to_nhwc(self.fc2(self.act(x)))
 
 
-FFNS = {
-    "mlp": Mlp,
-    "sgfn": SGFN,
-    "gcffn": GatedConvFFN,
-    "gcffn_grouped": lambda dim, hidden, **kw: GatedConvFFN(dim, hidden, fc1_groups=2, **kw),
-    "convffn": ConvFFN,
-    "convffn_plain": lambda dim, hidden, **kw: ConvFFN(dim, hidden, dw=False, **kw),
-}
+FFN_KINDS = ("mlp", "sgfn", "gcffn", "gcffn_grouped", "convffn", "convffn_plain")
 
 
 def build_ffn(kind: str, dim: int, mlp_ratio: float = 2.0, dw_padding: str = "zeros") -> nn.Module:
     """FFN of type ``kind`` (see the table above) with hidden width ``int(dim * mlp_ratio)``."""
-    if kind not in FFNS:
-        raise ValueError(f"unknown ffn {kind!r}; choose from {sorted(FFNS)}")
-    return FFNS[kind](dim, int(dim * mlp_ratio), dw_padding=dw_padding)
+    hidden = int(dim * mlp_ratio)
+    if kind == "mlp":
+        return Mlp(dim, hidden)
+    if kind == "sgfn":
+        return SGFN(dim, hidden, dw_padding=dw_padding)
+    if kind == "gcffn":
+        return GatedConvFFN(dim, hidden, dw_padding=dw_padding)
+    if kind == "gcffn_grouped":
+        return GatedConvFFN(dim, hidden, dw_padding=dw_padding, fc1_groups=2)
+    if kind == "convffn":
+        return ConvFFN(dim, hidden, dw_padding=dw_padding)
+    if kind == "convffn_plain":
+        return ConvFFN(dim, hidden, dw=False)
+    raise ValueError(f"unknown ffn {kind!r}; choose from {', '.join(FFN_KINDS)}")

@@ -1,9 +1,11 @@
 """Import checkpoints of the original Contrast research code (BasicSR) into project checkpoints.
 
-The project's modules mirror the original state-dict names, so conversion is an identity map
-with strict checks: every original key must be used, every model key provided, every shape
-equal. Derived buffers of the original (relative-position indices, the dynamic-bias coordinate
-table) are not stored by the project; they are checked against the recomputed values instead.
+The project's modules mirror the original state-dict names except a block's ``mixer`` (see
+:func:`~contrast_sr.models.state_dict.rename_original_keys`), so conversion is that one key
+filter plus strict checks: every original key must be used, every model key provided, every
+shape equal. Derived buffers of the original (relative-position indices, the dynamic-bias
+coordinate table) are not stored by the project; they are checked against the recomputed
+values instead.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from pathlib import Path
 
 import torch
 
-from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.errors import ArgumentError, ContrastError
+from contrast_sr.models.blocks.ocab import relative_coords_table
+from contrast_sr.models.blocks.windows import (
+    relative_position_index_oca,
+    relative_position_index_sa,
+)
+from contrast_sr.models.checkpoint import save_model
+from contrast_sr.models.registry import create_model
+from contrast_sr.models.state_dict import read_state_dict, rename_original_keys
 
 # original buffers (not parameters), keyed by the last name component
 DERIVED_BUFFERS = (
@@ -23,32 +33,6 @@ DERIVED_BUFFERS = (
     "relative_coords_table",
     "attn_mask",
 )
-
-
-def load_original_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """State dict of an original checkpoint: ``.pth`` (``params_ema``/``params``/plain dict,
-    loaded with ``weights_only=True``) or ``.safetensors``; strips a DDP ``module.`` prefix."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint {path}", "no such file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise InputError(f"checkpoint {path}", f"cannot be read ({detail})") from None
-    if isinstance(state, dict):
-        for key in ("params_ema", "params", "state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"checkpoint {path}", "holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def infer_scale(state: dict[str, torch.Tensor], in_chans: int = 3) -> int | None:
@@ -67,15 +51,7 @@ def infer_scale(state: dict[str, torch.Tensor], in_chans: int = 3) -> int | None
 
 def _expected_buffer(model: torch.nn.Module, key: str) -> torch.Tensor | None:
     """Recomputed value of an original derived buffer, or None when it does not apply."""
-    from contrast_sr.models.blocks.ocab import relative_coords_table
-    from contrast_sr.models.blocks.windows import (
-        relative_position_index_oca,
-        relative_position_index_sa,
-    )
-
-    cfg = model.config
-    ws = cfg["window_size"]
-    ows = ws + int(cfg["overlap_ratio"] * ws)
+    ws, ows = model.config.window_size, model.config.overlap_window_size
     name = key.rsplit(".", 1)[-1]
     if name == "relative_position_index_SA":
         return relative_position_index_sa(ws)
@@ -93,7 +69,7 @@ def convert_state_dict(
     target = model.state_dict()
     out: dict[str, torch.Tensor] = {}
     unused: list[str] = []
-    for key, value in state.items():
+    for key, value in rename_original_keys(state).items():
         name = key.rsplit(".", 1)[-1]
         if name in DERIVED_BUFFERS and key not in target:
             expected = _expected_buffer(model, key)
@@ -135,14 +111,15 @@ def convert_state_dict(
 def convert_checkpoint(
     src: str | os.PathLike, dst: str | os.PathLike, variant: str, scale: int | None = None
 ) -> torch.nn.Module:
-    """Convert original checkpoint ``src`` into project checkpoint ``dst``; returns the model."""
-    from contrast_sr.models.checkpoint import save_model
-    from contrast_sr.models.registry import create_model
+    """Convert original checkpoint ``src`` into project checkpoint ``dst``; returns the model.
 
+    ``scale`` defaults to the one the upsampler weights imply. ArgumentError("dst") if ``dst``
+    is ``src``; ContrastError for weights that do not fit ``variant``.
+    """
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.resolve() == src.resolve():
-        raise UsageError(f"output {dst}", "is the input file; refusing to overwrite it")
-    state = load_original_state_dict(src)
+        raise ArgumentError("dst", "is the input file; refusing to overwrite it")
+    state = read_state_dict(src)
     found = infer_scale(state)
     if scale is None:
         scale = found or 4

@@ -1,0 +1,53 @@
+"""The pre-norm residual block of every residual group.
+
+Channels-last (B, H, W, C) -> (B, H, W, C):
+
+    n = norm1(x);  y = x + mixer(n) [+ conv_scale * CAB(n)];  out = y + FFN(norm2(y))
+
+Only the token ``mixer`` differs between block kinds (SS2D, window attention, ...); it is built
+by the kind's factory (:data:`contrast_sr.models.config.BLOCK_KINDS`) and passed in.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from contrast_sr.models.blocks.cab import CAB
+from contrast_sr.models.blocks.ffn import build_ffn
+
+
+class Block(nn.Module):
+    """One pre-norm residual block: ``mixer``, optional CAB branch (``conv_block``), FFN
+    (``mlp``). ``kind`` names the block kind (informational). Parameters: 4C + mixer + FFN
+    [+ CAB]."""
+
+    def __init__(
+        self,
+        dim: int,
+        mixer: nn.Module,
+        *,
+        kind: str = "",
+        ffn: str = "mlp",
+        mlp_ratio: float = 2.0,
+        dw_padding: str = "zeros",
+        cab: bool = False,
+        compress_ratio: int = 3,
+        squeeze_factor: int = 30,
+        conv_scale: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.norm1 = nn.LayerNorm(dim)
+        self.mixer = mixer
+        self.conv_scale = conv_scale
+        self.conv_block = CAB(dim, compress_ratio, squeeze_factor) if cab else None
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = build_ffn(ffn, dim, mlp_ratio, dw_padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm1(x)
+        y = x + self.mixer(n)
+        if self.conv_block is not None:
+            y = y + self.conv_scale * self.conv_block(n.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return y + self.mlp(self.norm2(y))
