@@ -307,7 +307,8 @@ def test_cli_features_json_one_entry_per_layer(tmp_path, capsys, name):
 
 
 def test_registered_name_without_weights_is_a_typed_error():
-    from contrast_sr.analysis.common import MissingWeightsError, load_analysis_model
+    from contrast_sr.analysis.common import load_analysis_model
+    from contrast_sr.errors import MissingWeightsError
 
     with pytest.raises(MissingWeightsError) as caught:
         load_analysis_model("hat_light", 4)

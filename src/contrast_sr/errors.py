@@ -67,3 +67,17 @@ class UnknownModelError(UsageError):
     def __init__(self, name: str, choices: tuple[str, ...] | list[str]) -> None:
         self.name, self.choices = str(name), tuple(choices)
         super().__init__(f"unknown model {self.name!r}", f"choose from {', '.join(self.choices)}")
+
+
+class MissingWeightsError(ContrastError):
+    """A registered model has no bundled weights for ``scale``; ``model`` names it."""
+
+    def __init__(self, model: str, scale: int, hint: str | None = None) -> None:
+        self.model, self.scale = str(model), int(scale)
+        hint = hint or (
+            "pass a checkpoint path (train one with 'contrast-sr train' or import one with "
+            "'contrast-sr convert')"
+        )
+        super().__init__(
+            f"model {self.model!r}", f"has no bundled weights for x{self.scale}; {hint}"
+        )

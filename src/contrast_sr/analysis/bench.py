@@ -19,9 +19,7 @@ softmax and activations are not counted (as in fvcore/thop tables).
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,8 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.utils.process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
-
-SCAN_FUNCTIONS = ("selective_scan", "selective_scan_channels_last")
 
 
 @dataclass
@@ -59,47 +55,17 @@ def scan_flops(b: int, L: int, dim: int, n: int, with_d: bool) -> int:
 
 @contextlib.contextmanager
 def count_scans() -> Iterator[list[int]]:
-    """Wrap every loaded ``contrast_sr`` reference to the scan entry points; yields a counter.
+    """Count the FLOPs of every selective scan run inside the block; yields a one-item counter."""
+    from contrast_sr.ops.scan import observe_scans
 
-    Nested calls (an entry point calling the other) are counted once.
-    """
     counter = [0]
-    depth = [0]
-    patched = []
 
-    def wrap(fn, channels_last):
-        @functools.wraps(fn)
-        def counting(u, delta, A, B, C, D=None, *args, **kwargs):
-            if depth[0] == 0:
-                if channels_last:
-                    b, L, dim = u.shape
-                else:
-                    b, dim, L = u.shape
-                counter[0] += scan_flops(b, L, dim, A.shape[-1], D is not None)
-            depth[0] += 1
-            try:
-                return fn(u, delta, A, B, C, D, *args, **kwargs)
-            finally:
-                depth[0] -= 1
+    def count(u: torch.Tensor, A: torch.Tensor, D: torch.Tensor | None) -> None:
+        b, L, dim = u.shape
+        counter[0] += scan_flops(b, L, dim, A.shape[-1], D is not None)
 
-        return counting
-
-    originals = {}
-    for modname, module in list(sys.modules.items()):
-        if not modname.startswith("contrast_sr") or module is None:
-            continue
-        for attr in SCAN_FUNCTIONS:
-            fn = getattr(module, attr, None)
-            if callable(fn) and not isinstance(fn, type):
-                originals.setdefault(id(fn), (fn, wrap(fn, attr.endswith("channels_last"))))
-                patched.append((module, attr, fn))
-    try:
-        for module, attr, fn in patched:
-            setattr(module, attr, originals[id(fn)][1])
+    with observe_scans(count):
         yield counter
-    finally:
-        for module, attr, fn in patched:
-            setattr(module, attr, fn)
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:

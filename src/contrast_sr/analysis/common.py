@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from contrast_sr.data.degrade import bicubic_lr
-from contrast_sr.errors import ArgumentError, ContrastError, InputError
+from contrast_sr.errors import ArgumentError, InputError
 from contrast_sr.io import read_image, to_uint8
 from contrast_sr.ops.imresize import imresize
 
@@ -51,40 +51,22 @@ class Bicubic(nn.Module):
         return resize(x, float(self.scale))
 
 
-class MissingWeightsError(ContrastError):
-    """A registered model has no bundled weights for the scale: pass a checkpoint instead, or
-    build the architecture untrained with ``random_init``."""
-
-    def __init__(self, name: str, scale: int) -> None:
-        self.model, self.scale = name, int(scale)
-        super().__init__(
-            f"model {name!r}",
-            f"has no bundled weights for x{scale}; pass a checkpoint path, "
-            "or random_init=True for untrained weights",
-        )
-
-
 def load_analysis_model(spec: str, scale: int | None = 4, random_init: bool = False) -> nn.Module:
     """``bicubic``, a checkpoint path, or a registered name: with its bundled weights, or with
     random initialisation (seed 0) when ``random_init`` (to study an untrained architecture).
 
-    Raises :class:`MissingWeightsError` for a registered name without bundled weights.
+    Raises :class:`~contrast_sr.errors.MissingWeightsError` for a registered name without
+    bundled weights.
     """
     scale_or_4 = scale or 4
     if spec == "bicubic":
         return Bicubic(scale_or_4)
-    from contrast_sr.models import create_model, list_models, resolve_model
-    from contrast_sr.models.checkpoint import bundled_weights
-    from contrast_sr.models.registry import canonical_name
+    from contrast_sr.models import create_model, resolve_model
 
-    if not Path(spec).is_file():
-        if random_init:
-            with torch.random.fork_rng():
-                torch.manual_seed(0)  # the same "untrained" weights on every run
-                return create_model(spec, scale=scale_or_4)
-        name = canonical_name(spec)
-        if name in list_models() and not bundled_weights(name, scale_or_4).is_file():
-            raise MissingWeightsError(name, scale_or_4)
+    if random_init and not Path(spec).is_file():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the same "untrained" weights on every run
+            return create_model(spec, scale=scale_or_4)
     return resolve_model(spec, scale)
 
 

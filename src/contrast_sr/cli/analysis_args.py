@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
-from contrast_sr.errors import ContrastError, UsageError
+from contrast_sr.errors import MissingWeightsError, UsageError
 
 
 def parse_box(text: str, default_size: int = 16) -> tuple[int, int, int]:
@@ -28,16 +28,13 @@ def parse_box(text: str, default_size: int = 16) -> tuple[int, int, int]:
 def model_from_arg(spec: str, scale: int | None, random_init: bool) -> nn.Module:
     """:func:`~contrast_sr.analysis.common.load_analysis_model` in eval mode, a missing-weights
     error phrased with the ``--random-init`` flag."""
-    from contrast_sr.analysis.common import MissingWeightsError, load_analysis_model
+    from contrast_sr.analysis.common import load_analysis_model
 
     try:
         return load_analysis_model(spec, scale, random_init).eval()
     except MissingWeightsError as exc:
-        raise ContrastError(
-            exc.what,
-            f"has no bundled weights for x{exc.scale}; pass a checkpoint path, "
-            "or --random-init for untrained weights",
-        ) from None
+        hint = "pass a checkpoint path, or --random-init for untrained weights"
+        raise MissingWeightsError(exc.model, exc.scale, hint) from None
 
 
 def models_from_arg(

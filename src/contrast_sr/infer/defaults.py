@@ -15,7 +15,7 @@ DEFAULT_MODEL_NAME = "contrast_tiny"
 
 def default_weights(scale: int = 4) -> Path:
     """Path of the bundled weights for ``scale`` (the file may be missing)."""
-    from contrast_sr.models.checkpoint import bundled_weights
+    from contrast_sr.weights import bundled_weights
 
     return bundled_weights(DEFAULT_MODEL_NAME, scale)
 
@@ -24,7 +24,7 @@ def default_weights(scale: int = 4) -> Path:
 def default_model(scale: int = 4) -> nn.Module:
     """The bundled model for ``scale``; falls back to the x4 one (resized output) if missing."""
     from contrast_sr.models import load_model
-    from contrast_sr.models.checkpoint import WEIGHTS_DIR
+    from contrast_sr.weights import WEIGHTS_DIR
 
     for candidate in (scale, 4):
         path = default_weights(candidate)

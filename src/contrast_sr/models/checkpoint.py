@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from contrast_sr.errors import ContrastError, InputError, UsageError
+from contrast_sr.errors import ContrastError, InputError, MissingWeightsError, UsageError
 from contrast_sr.models.config import ContrastConfig
 from contrast_sr.models.contrast import ContrastSR
 
@@ -101,8 +101,8 @@ def resolve_model(
 ) -> nn.Module:
     """A checkpoint path, or a registered name with bundled weights -> model (eval mode).
 
-    Raises ContrastError when a name has no bundled weights for ``scale`` or a checkpoint's
-    scale differs from the requested one.
+    Raises MissingWeightsError when a name has no bundled weights for ``scale``, ContrastError
+    when a checkpoint's scale differs from the requested one.
     """
     from contrast_sr.models.registry import VARIANTS, canonical_name
     from contrast_sr.weights import bundled_weights
@@ -113,11 +113,7 @@ def resolve_model(
         scale = 4 if scale is None else int(scale)
         weights = bundled_weights(name, scale)
         if not weights.is_file():
-            raise ContrastError(
-                f"model {name!r}",
-                f"has no bundled weights for x{scale}; pass a checkpoint path "
-                "(train one with 'contrast-sr train' or import one with 'contrast-sr convert')",
-            )
+            raise MissingWeightsError(name, scale)
         path = weights
     elif not path.is_file():
         raise InputError(

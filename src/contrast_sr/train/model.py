@@ -6,10 +6,9 @@ import importlib
 import sys
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from contrast_sr.errors import ConfigError, UsageError
+from contrast_sr.errors import ConfigError, UnknownModelError, UsageError
 from contrast_sr.train.config import ModelConfig
 from contrast_sr.utils.fs import atomic_save
 
@@ -44,38 +43,25 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 def _model_key(exc: UsageError, cfg: ModelConfig) -> str:
     """The config key a model-building error is about, from its type and ``field``: a bad
     override -> ``model.<field>``, an unknown model -> ``model.name``, else ``model``."""
+    if isinstance(exc, UnknownModelError):
+        return "model.name"
     if isinstance(exc, ConfigError):
-        if exc.field == "name":
-            return "model.name"
         return f"model.{exc.field}" if exc.field in cfg.overrides else "model"
-    return "model" if _is_registered(cfg.name) else "model.name"
-
-
-def _is_registered(name: str) -> bool:
-    from contrast_sr.models.registry import canonical_name, list_models
-
-    return canonical_name(name) in list_models()
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("ema", "model", "params_ema", "params", "state_dict"):  # ours, then BasicSR
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            return state[key]
-    return state
+    return "model"
 
 
 def load_pretrained(model: nn.Module, path: str | Path, strict: bool = False) -> None:
     """Init from a checkpoint; ``strict=False`` skips tensors whose shape differs (the upsampler
     when fine-tuning x3/x4 from x2) and names them on stderr."""
+    from contrast_sr.models import ContrastSR
+    from contrast_sr.models.state_dict import read_state_dict, rename_original_keys
+
     try:
-        state = _read_state_dict(Path(path))
+        state = read_state_dict(Path(path))
     except Exception as exc:
         raise UsageError("config key 'model.pretrained'", f"cannot read {path}: {exc}") from None
+    if isinstance(model, ContrastSR):  # original research checkpoints name the mixers by kind
+        state = rename_original_keys(state)
     own = model.state_dict()
     skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if skipped and strict:

@@ -2,7 +2,8 @@
 
 * :mod:`~contrast_sr.ops.scan.dispatch`: :func:`selective_scan`,
   :func:`selective_scan_channels_last` and the one backend table (auto choice,
-  :func:`scan_backend`, ``$CONTRAST_SR_SCAN_BACKEND``, :func:`register_scan_backend`).
+  :func:`scan_backend`, ``$CONTRAST_SR_SCAN_BACKEND``, :func:`register_scan_backend`,
+  :func:`observe_scans` for counting).
 * backends, each importing only :mod:`~contrast_sr.ops.scan.checks` and its own dependencies:
   ``reference`` (sequential loop), ``blocked`` ("torch": blocked two-level scan, hand-written
   backward), ``numba_cpu`` + ``numba_kernels`` ("numba": fused CPU kernel, optional),
@@ -12,6 +13,7 @@
 from contrast_sr.ops.scan.dispatch import (
     ENV_BACKEND,
     list_scan_backends,
+    observe_scans,
     register_scan_backend,
     resolve_scan_backend,
     scan_backend,
@@ -22,6 +24,7 @@ from contrast_sr.ops.scan.dispatch import (
 __all__ = [
     "ENV_BACKEND",
     "list_scan_backends",
+    "observe_scans",
     "register_scan_backend",
     "resolve_scan_backend",
     "scan_backend",

@@ -68,6 +68,21 @@ if importlib.util.find_spec("numba") is not None:  # optional extra "numba"
 
 _AUTO_ORDER: list[str] = ["numba"]  # backends auto tries (if registered), fastest first
 _STATE = threading.local()
+ScanObserver = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], None]
+_OBSERVERS: list[ScanObserver] = []
+
+
+@contextlib.contextmanager
+def observe_scans(callback: ScanObserver) -> Iterator[None]:
+    """Call ``callback(u, A, D)`` for every scan dispatched inside the block (u channels-last
+    (b, L, dim)), e.g. to count its FLOPs, which ``FlopCounterMode`` cannot see inside the
+    fused backends. Scans in the mamba layout are reported once, as their channels-last call.
+    """
+    _OBSERVERS.append(callback)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(callback)
 
 
 def register_scan_backend(
@@ -140,6 +155,8 @@ def selective_scan_channels_last(
     """Selective scan, channels last: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
     D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype (float32 accumulation inside)."""
     fn = _BACKENDS[resolve_scan_backend(u, backend)].fn
+    for observe in _OBSERVERS:
+        observe(u, A, D)
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
