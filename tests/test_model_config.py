@@ -103,11 +103,11 @@ def test_library_errors_are_typed():
 
 def test_derived_facts():
     cfg = ContrastConfig.from_dict
-    assert not cfg({"ocab": False}).has_attention and not cfg({"ocab": False}).uses_windows
-    assert not cfg({"ocab": False, "cab": True}).has_attention  # CAB is no attention
-    assert cfg({}).has_attention and cfg({}).uses_windows  # OCAB
-    hybrid = cfg({"ocab": False, "block_pattern": ["ss2d", "attn"]})
-    assert hybrid.has_attention and hybrid.uses_windows
+    assert (
+        not cfg({"ocab": False}).uses_windows and not cfg({"ocab": False, "cab": True}).uses_windows
+    )
+    assert cfg({}).uses_windows  # OCAB
+    assert cfg({"ocab": False, "block_pattern": ["ss2d", "attn"]}).uses_windows
     assert (
         create_model("mamba").pad_multiple == 1 and create_model("contrast_tiny").pad_multiple == 8
     )
@@ -131,7 +131,7 @@ def test_register_block_is_one_call():
         assert [b.kind for b in blocks] == ["ss2d", "scale"] and isinstance(blocks[1], Block)
         assert torch.equal(blocks[1].mixer.weight, torch.full((12,), 2.0))
         assert model(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
-        assert not model.config.has_attention and model.pad_multiple == 1
+        assert not model.config.uses_windows and model.pad_multiple == 1
     finally:
         del BLOCK_KINDS["scale"]
 

@@ -19,18 +19,6 @@ from contrast_sr.io.png16 import PngError, encode_png16, read_png16
 from contrast_sr.io.tiff16 import is_tiff, read_tiff16, write_tiff16
 from contrast_sr.utils.fs import atomic_save, atomic_write
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "MAX_PIXELS",
-    "ImageInfo",
-    "list_images",
-    "read_image",
-    "split_alpha",
-    "standard_mode",
-    "to_uint8",
-    "write_image",
-]
-
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 # ~ 12247 x 12247; a float32 RGB copy is 1.8 GB. Pillow's own guard (~179 MP) applies as well.
 MAX_PIXELS = 150_000_000

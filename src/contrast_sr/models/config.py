@@ -106,11 +106,6 @@ class ContrastConfig:
 
     # ---- derived facts
     @property
-    def has_attention(self) -> bool:
-        """Whether the network has softmax attention (OCAB or an attention block kind)."""
-        return self.ocab or any(BLOCK_KINDS[k].attention for k in self.block_pattern)
-
-    @property
     def uses_windows(self) -> bool:
         """Whether H, W must be multiples of ``window_size`` (the model pads to them)."""
         return self.ocab or any(BLOCK_KINDS[k].windowed for k in self.block_pattern)
@@ -246,7 +241,6 @@ class BlockKind:
 
     build: MixerFactory  # (config, index among this kind's blocks in the group) -> mixer
     original_key: str | None = None  # the mixer's name in the original research checkpoints
-    attention: bool = False  # softmax attention (overflows float16)
     windowed: bool = False  # works on ws x ws windows (H, W padded to multiples of ws)
 
 
@@ -257,7 +251,6 @@ def register_block(
     kind: str,
     *,
     original_key: str | None = None,
-    attention: bool = False,
     windowed: bool = False,
 ) -> Callable[[MixerFactory], MixerFactory]:
     """Decorator registering ``factory(cfg, index) -> nn.Module`` as block kind ``kind``.
@@ -267,7 +260,7 @@ def register_block(
     """
 
     def wrap(factory: MixerFactory) -> MixerFactory:
-        BLOCK_KINDS[kind] = BlockKind(factory, original_key, attention, windowed)
+        BLOCK_KINDS[kind] = BlockKind(factory, original_key, windowed)
         return factory
 
     return wrap
@@ -285,7 +278,7 @@ def ss2d_mixer(cfg: ContrastConfig, index: int) -> nn.Module:
     )
 
 
-@register_block("attn", original_key="attn", attention=True, windowed=True)
+@register_block("attn", original_key="attn", windowed=True)
 def window_attention_mixer(cfg: ContrastConfig, index: int) -> nn.Module:
     """Swin/HAT window self-attention; every second one in a group is shifted by ws/2."""
     shift = 0 if index % 2 == 0 else cfg.window_size // 2
