@@ -121,20 +121,20 @@ def _states_entering_chunks(ends: torch.Tensor, totals: torch.Tensor) -> torch.T
     block while tracing, so exported graphs have no loop).
     """
     nc = ends.shape[1]
-    block = nc if torch.jit.is_tracing() else CHUNKS_PER_BLOCK
+    if torch.jit.is_tracing() or nc <= CHUNKS_PER_BLOCK:  # one block, no shape-dependent ints
+        entries = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], dim=1)
+        return _pass_states(entries, F.pad(totals[:, :-1], (0, 0, 0, 0, 1, 0)))
     carry = torch.zeros_like(ends[:, :1])
     out = []
-    for c0 in range(0, nc, block):
-        c1 = min(c0 + block, nc)
+    for c0 in range(0, nc, CHUNKS_PER_BLOCK):
+        c1 = min(c0 + CHUNKS_PER_BLOCK, nc)
         # entry 0 is the carried state; entry j >= 1 is the end state of chunk c0 + j - 1
         entries = torch.cat([carry, ends[:, c0 : c1 - 1]], dim=1)
-        log_decay = F.pad(totals[:, c0 : c1 - 1], (0, 0, 0, 0, 1, 0))
-        states = _pass_states(entries, log_decay)
+        states = _pass_states(entries, F.pad(totals[:, c0 : c1 - 1], (0, 0, 0, 0, 1, 0)))
         out.append(states)
-        last = c1 - 1
-        decay = torch.exp(totals[:, last])[:, None, :, :, None, None]
-        carry = decay * states[:, -1:] + ends[:, last : last + 1]
-    return torch.cat(out, dim=1) if len(out) > 1 else out[0]
+        decay = torch.exp(totals[:, c1 - 1])[:, None, :, :, None, None]
+        carry = decay * states[:, -1:] + ends[:, c1 - 1 : c1]
+    return torch.cat(out, dim=1)
 
 
 def ssd_scan(
