@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import numbers
 import types
 import typing
@@ -28,6 +29,7 @@ from torch import nn
 from contrast_sr.errors import ArgumentError, ConfigError
 from contrast_sr.models.blocks.ffn import FFN_KINDS
 from contrast_sr.models.blocks.ss2d import SS2D
+from contrast_sr.models.blocks.ss2d_m2 import SS2DMamba2
 from contrast_sr.models.blocks.upsample import UPSAMPLERS
 from contrast_sr.models.blocks.window_attention import WindowAttention
 
@@ -65,7 +67,12 @@ class ContrastConfig:
     ssm_d_state: int = 1  # N, SS2D state size
     ssm_ratio: float = 1.0  # SS2D inner width = int(ssm_ratio * C)
     ssm_dt_rank: int | Literal["auto"] = "auto"  # R, SS2D dt rank ("auto": ceil(C / 16))
-    ssm_conv_bias: bool = True  # bias of the SS2D depthwise conv
+    ssm_conv_bias: bool = True  # bias of the SS2D (and SS2D-Mamba-2) depthwise conv
+    ssd_d_state: int = 4  # N of the Mamba-2 blocks (ss2d_m2): state is (head_dim x N)
+    ssd_heads: int | Literal["auto"] = "auto"  # ss2d_m2 heads per direction ("auto": ceil(C/16))
+    ssd_groups: int = 1  # ss2d_m2 B/C groups per direction (heads of a group share B and C)
+    ssd_chunk: int = 64  # ss2d_m2 SSD chunk length (steps per intra-chunk matmul)
+    ssd_gated: bool = False  # ss2d_m2 z gate (VMamba "m0"; "m0_noz" without it)
     attention: Literal["sdpa", "explicit"] = "sdpa"  # attention kernel
     clipped_softmax: bool = False  # clipped softmax (arXiv 2306.12929) in all attention
     clip_zeta: float = -0.003  # clipped softmax: lower stretch
@@ -140,6 +147,8 @@ class ContrastConfig:
         for kind in self.block_pattern:
             if kind not in BLOCK_KINDS:
                 raise _choice_error("block_pattern", kind, tuple(BLOCK_KINDS))
+        if "ss2d_m2" in self.block_pattern:
+            self._check_ssd()
         _one_of(self, "ffn", FFN_KINDS)
         _one_of(self, "upsampler", UPSAMPLERS)
         if self.dim % self.num_heads:
@@ -152,6 +161,20 @@ class ContrastConfig:
                 f"int(window_size * overlap_ratio) = "
                 f"{self.overlap_window_size - self.window_size} must be even",
             )
+
+    def _check_ssd(self) -> None:
+        """The Mamba-2 heads must split the inner width, and the groups the heads."""
+        d_inner = int(self.ssm_ratio * self.dim)
+        heads = self.ssd_heads_per_direction
+        if d_inner % heads:
+            raise ConfigError("ssd_heads", f"{heads} heads do not divide the inner width {d_inner}")
+        if heads % self.ssd_groups:
+            raise ConfigError("ssd_groups", f"{self.ssd_groups} groups do not divide {heads} heads")
+
+    @property
+    def ssd_heads_per_direction(self) -> int:
+        """The ss2d_m2 heads per scan direction (``ssd_heads``, "auto" resolved)."""
+        return math.ceil(self.dim / 16) if self.ssd_heads == "auto" else int(self.ssd_heads)
 
 
 # ---------------------------------------------------------------- field checks
@@ -166,6 +189,10 @@ _AT_LEAST_ONE = (
     "upsample_features",
     "ssm_d_state",
     "ssm_dt_rank",
+    "ssd_d_state",
+    "ssd_heads",
+    "ssd_groups",
+    "ssd_chunk",
 )
 
 
@@ -289,4 +316,19 @@ def window_attention_mixer(cfg: ContrastConfig, index: int) -> nn.Module:
         shift=shift,
         impl=cfg.attention,
         clip=cfg.softmax_clip,
+    )
+
+
+@register_block("ss2d_m2")
+def ss2d_mamba2_mixer(cfg: ContrastConfig, index: int) -> nn.Module:
+    """SS2D with a Mamba-2 (SSD) core: scalar decay per head, (head_dim x N) state."""
+    return SS2DMamba2(
+        cfg.dim,
+        d_state=cfg.ssd_d_state,
+        heads=cfg.ssd_heads_per_direction,
+        groups=cfg.ssd_groups,
+        chunk=cfg.ssd_chunk,
+        ssm_ratio=cfg.ssm_ratio,
+        conv_bias=cfg.ssm_conv_bias,
+        gated=cfg.ssd_gated,
     )

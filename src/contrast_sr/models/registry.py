@@ -49,6 +49,16 @@ VARIANTS: dict[str, dict] = {
         "summary": "pure Mamba: SS2D blocks only, no attention at all, C 60 (759,108)",
         "config": {"dim": 60, "depths": [5, 5, 6, 6], "ocab": False, "upsample_features": 96},
     },
+    "mamba2": {
+        "summary": "pure Mamba-2: SS2D-SSD blocks only (N 4), no attention, C 60 (759,812)",
+        "config": {
+            "dim": 60,
+            "depths": [5, 5, 6, 6],
+            "ocab": False,
+            "upsample_features": 96,
+            "block_pattern": ["ss2d_m2"],
+        },
+    },
     "hat_light": {
         "summary": "HAT-light comparison model: window attention + CAB, OCAB (771,099)",
         "config": {
@@ -70,6 +80,10 @@ VARIANTS: dict[str, dict] = {
     "contrast_v1_clip_light": {
         "summary": "contrast_v1_light with clipped softmax in all attention",
         "config": {**_FINAL, "block_pattern": ["ss2d"] * 5 + ["attn"], "clipped_softmax": True},
+    },
+    "contrast_v1_m2_light": {
+        "summary": "contrast_v1_light with Mamba-2 (SSD, N 4) blocks instead of Mamba-1 (457,584)",
+        "config": {**_FINAL, "block_pattern": ["ss2d_m2"] * 5 + ["attn"]},
     },
     "contrast_v1_edge_light": {
         "summary": "contrast_v1_light + edge-correction convs + reflect-padded depthwise convs",

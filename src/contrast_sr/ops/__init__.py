@@ -1,4 +1,4 @@
-"""Numerical operators: selective scan, cross-scan helpers, MATLAB-style resize."""
+"""Numerical operators: Mamba-1 selective scan, Mamba-2 SSD scan, cross-scan, MATLAB resize."""
 
 from contrast_sr.ops.cross_scan import (
     cross_merge,
@@ -14,6 +14,7 @@ from contrast_sr.ops.scan import (
     selective_scan,
     selective_scan_channels_last,
 )
+from contrast_sr.ops.ssd import ssd_scan, ssd_scan_ref
 
 __all__ = [
     "cross_merge",
@@ -26,4 +27,6 @@ __all__ = [
     "scan_backend",
     "selective_scan",
     "selective_scan_channels_last",
+    "ssd_scan",
+    "ssd_scan_ref",
 ]

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from contrast_sr.ops.segsum import segsum
+from contrast_sr.ops.tracing import is_capturing
 
 DEFAULT_CHUNK = 64
 CHUNKS_PER_BLOCK = 256  # state passing: one segsum over at most this many chunks at a time
@@ -118,10 +119,10 @@ def _states_entering_chunks(ends: torch.Tensor, totals: torch.Tensor) -> torch.T
     ends (b, nc, g, r, p, N): chunk c's end state from a zero start; totals (b, nc, g, r):
     chunk c's summed log-decay. Returns S (b, nc, g, r, p, N) with S_0 = 0 and
     S_{c+1} = exp(totals_c) S_c + ends_c, in blocks of :data:`CHUNKS_PER_BLOCK` chunks (one
-    block while tracing, so exported graphs have no loop).
+    block while tracing or compiling, so captured graphs have no loop).
     """
     nc = ends.shape[1]
-    if torch.jit.is_tracing() or nc <= CHUNKS_PER_BLOCK:  # one block, no shape-dependent ints
+    if is_capturing() or nc <= CHUNKS_PER_BLOCK:  # one block: no shape-dependent ints
         entries = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], dim=1)
         return _pass_states(entries, F.pad(totals[:, :-1], (0, 0, 0, 0, 1, 0)))
     carry = torch.zeros_like(ends[:, :1])
@@ -167,7 +168,7 @@ def ssd_scan(
         pad = (-L) % T
         # padded steps have dt = 0: no decay, no input, so the state passes through unchanged
         xdt, log_a = x * dt[..., None], dt * A
-        if pad or torch.jit.is_tracing():  # traced graphs keep the pad: L varies there
+        if pad or is_capturing():  # captured graphs keep the pad: L varies there
             xdt = F.pad(xdt, (0, 0, 0, 0, 0, pad))
             log_a = F.pad(log_a, (0, 0, 0, pad))
             B = F.pad(B, (0, 0, 0, 0, 0, pad))

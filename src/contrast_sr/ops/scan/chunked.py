@@ -24,12 +24,11 @@ Requires A <= 0 (as every Mamba layer does: A = -exp(A_log)).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from contrast_sr.ops.scan.checks import compute_dtype
+from contrast_sr.ops.segsum import segsum
 from contrast_sr.ops.tracing import is_exporting
 
 TRACE_CHUNK = 32
@@ -38,24 +37,6 @@ TRACE_CHUNK = 32
 def default_chunk(length: int) -> int:
     """Chunk length balancing the intra-chunk (L*T) and inter-chunk ((L/T)^2) terms."""
     return max(4, min(64, round(length ** (1.0 / 3.0))))
-
-
-def _segsum(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Masked segment sum along ``dim`` (size T): out[..., t, s, ...] = sum_{s<i<=t} x_i.
-
-    ``x`` has the time axis at ``dim``; the result inserts the source axis right after it.
-    Entries with s > t are -inf (so exp() of them is exactly 0).
-    """
-    T = x.shape[dim]
-    idx = torch.arange(T, device=x.device)
-    # rep[..., i, s, ...] = x_i for i > s, else 0; cumsum over i gives sum_{s<i<=t}.
-    rep = x.unsqueeze(dim + 1).expand(*x.shape[: dim + 1], T, *x.shape[dim + 1 :])
-    shape = [1] * rep.dim()
-    shape[dim], shape[dim + 1] = T, T
-    strict = (idx[:, None] > idx[None, :]).view(shape)
-    seg = torch.cumsum(rep.masked_fill(~strict, 0.0), dim=dim)
-    keep = (idx[:, None] >= idx[None, :]).view(shape)
-    return seg.masked_fill(~keep, -math.inf)
 
 
 def selective_scan_chunked(
@@ -106,7 +87,7 @@ def selective_scan_chunked(
     Cc = C.reshape(b, -1, T, dim, N)
 
     # 1) inside each chunk: h_t = sum_{s<=t} exp(segsum[t, s]) x_s.
-    decay = torch.exp(_segsum(dA, dim=2))  # (b, nc, T, T, dim, N)
+    decay = torch.exp(segsum(dA, dim=2))  # (b, nc, T, T, dim, N)
     h_intra = (decay * x.unsqueeze(2)).sum(3)  # (b, nc, T, dim, N)
 
     # 2) across chunks: state entering chunk c = sum_{c'<c} exp(sum_{c'<k<c} P_k) * end_{c'}.
@@ -116,7 +97,7 @@ def selective_scan_chunked(
     # Shift by one chunk so that entry c sees chunks < c: prepend a zero state / zero total.
     totals_in = F.pad(totals, (0, 0, 0, 0, 1, 0))[:, :-1]  # P_{c-1} at position c
     ends_in = F.pad(ends, (0, 0, 0, 0, 1, 0))[:, :-1]
-    carry_decay = torch.exp(_segsum(totals_in, dim=1))  # (b, nc, nc, dim, N)
+    carry_decay = torch.exp(segsum(totals_in, dim=1))  # (b, nc, nc, dim, N)
     carry = (carry_decay * ends_in.unsqueeze(1)).sum(2)  # (b, nc, dim, N)
 
     h = h_intra + torch.exp(cum) * carry.unsqueeze(2)
