@@ -173,27 +173,26 @@ def ssd_scan(
             log_a = F.pad(log_a, (0, 0, 0, pad))
             B = F.pad(B, (0, 0, 0, 0, 0, pad))
             C = F.pad(C, (0, 0, 0, 0, 0, pad))
-        xdt = xdt.reshape(b, -1, T, g, r, p)  # (b, nc, T, g, r, p)
-        log_a = log_a.reshape(b, -1, T, g, r)
-        Bc = B.reshape(b, -1, T, g, N)
-        Cc = C.reshape(b, -1, T, g, N)
-        cum = torch.cumsum(log_a, dim=2)  # (b, nc, T, g, r), decreasing, <= 0
+        # head-major chunks, so every step below is a batched matmul over (b, nc, g, r)
+        xdt = xdt.reshape(b, -1, T, g, r, p).permute(0, 1, 3, 4, 2, 5)  # (b, nc, g, r, T, p)
+        log_a = log_a.reshape(b, -1, T, g, r).permute(0, 1, 3, 4, 2)  # (b, nc, g, r, T)
+        Bc = B.reshape(b, -1, T, g, N).transpose(2, 3).unsqueeze(3)  # (b, nc, g, 1, T, N)
+        Cc = C.reshape(b, -1, T, g, N).transpose(2, 3).unsqueeze(3)
+        cum = torch.cumsum(log_a, dim=-1)  # decreasing, <= 0
 
         # 1) inside each chunk: y_t = sum_{s<=t} (C_t . B_s) exp(sum_{s<i<=t} log_a_i) xdt_s
-        scores = torch.einsum("bctgn,bcsgn->bctsg", Cc, Bc)
-        weights = scores.unsqueeze(-1) * torch.exp(segsum(log_a, dim=2))  # (b,nc,T,T,g,r)
-        y = torch.einsum("bctsgr,bcsgrp->bctgrp", weights, xdt)
+        weights = (Cc @ Bc.transpose(-1, -2)) * torch.exp(segsum(log_a, dim=-1))  # (.., T, T)
+        y = weights @ xdt  # (b, nc, g, r, T, p)
 
-        # 2) each chunk's end state started from zero
-        to_end = torch.exp(cum[:, :, -1:] - cum)  # (b, nc, T, g, r), <= 1
-        ends = torch.einsum("bctgn,bctgrp->bcgrpn", Bc, xdt * to_end[..., None])
+        # 2) each chunk's end state started from zero: (b, nc, g, r, p, N)
+        to_end = torch.exp(cum[..., -1:] - cum)  # <= 1
+        ends = (xdt * to_end.unsqueeze(-1)).transpose(-1, -2) @ Bc
 
         # 3) states entering every chunk, 4) their contribution to the chunk's outputs
-        entering = _states_entering_chunks(ends, cum[:, :, -1])
-        y_carry = torch.einsum("bctgn,bcgrpn->bctgrp", Cc, entering)
-        y = y + y_carry * torch.exp(cum)[..., None]
+        entering = _states_entering_chunks(ends, cum[..., -1])
+        y = y + (Cc @ entering.transpose(-1, -2)) * torch.exp(cum).unsqueeze(-1)
 
-        y = y.reshape(b, -1, h, p)[:, :L]
+        y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, -1, h, p)[:, :L]
         return _skip(y, x, D).to(out_dtype)
 
 
