@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -149,3 +151,16 @@ def test_bad_shapes_name_the_argument(change, message):
     change(args)
     with pytest.raises(ValueError, match=message):
         ssd_scan(*args)
+
+
+def test_bench_scan_ssd_json(capsys):
+    from contrast_sr.cli import main
+
+    args = ["bench", "scan", "--ssd", "--ssd-shape", "1,20", "--ssd-dim", "16", "--reps", "1"]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    kernels = [row["kernel"] for row in result["rows"]]
+    assert kernels[:2] == ["ssd reference", "ssd chunked"] and kernels[2].startswith("mamba-1")
+    assert result["heads"] == 4 and result["head_dim"] == 16
+    assert all(row["fwd_ms"] > 0 and row["fwdbwd_ms"] > 0 for row in result["rows"])
+    assert result["rows"][0]["fwd_vs_reference"] == 1.0

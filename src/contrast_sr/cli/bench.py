@@ -29,6 +29,16 @@ def _shape(text: str) -> tuple[int, int, int, int]:
     return values  # type: ignore[return-value]
 
 
+def _ssd_shape(text: str) -> tuple[int, int]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected BATCH,L (positive integers), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "bench",
@@ -94,6 +104,22 @@ def register(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="leave glibc malloc as is (default: keep freed large blocks, Linux only)",
     )
+    scan.add_argument(
+        "--ssd",
+        action="store_true",
+        help="time the Mamba-2 SSD scan instead: its sequential reference, the chunked scan and "
+        "the Mamba-1 scan on the same tokens, at a light model's shapes",
+    )
+    scan.add_argument(
+        "--ssd-shape",
+        action="append",
+        type=_ssd_shape,
+        metavar="B,L",
+        help="with --ssd: batch and tokens (repeatable; default: 8,1024 8,4096)",
+    )
+    scan.add_argument("--ssd-dim", type=int, default=48, help="with --ssd: model width C")
+    scan.add_argument("--ssd-state", type=int, default=4, help="with --ssd: state size N")
+    scan.add_argument("--ssd-chunk", type=int, default=16, help="with --ssd: chunk length")
     scan.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     scan.set_defaults(func=run_scan)
     parser.set_defaults(func=run)
@@ -196,6 +222,8 @@ def run_scan(args: argparse.Namespace) -> int:
         raise UsageError("--reps", "repetitions must be >= 1")
     if args.groups < 1:
         raise UsageError("--groups", f"must be >= 1, got {args.groups}")
+    if args.ssd:
+        return _run_ssd(args)
     shapes = args.shape or list(bench_scan.DEFAULT_SHAPES)
     for shape in shapes:
         dim = shape[1]
@@ -233,4 +261,23 @@ def run_scan(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(bench_scan.format_table(result))
+    return 0
+
+
+def _run_ssd(args: argparse.Namespace) -> int:
+    """``bench scan --ssd``: the Mamba-2 SSD table."""
+    from contrast_sr.analysis import bench_ssd
+
+    if min(args.ssd_dim, args.ssd_state, args.ssd_chunk) < 1:
+        raise UsageError("--ssd-dim", "--ssd-dim, --ssd-state and --ssd-chunk must be >= 1")
+    result = bench_ssd.run_ssd_benchmark(
+        args.ssd_shape or list(bench_ssd.DEFAULT_SSD_SHAPES),
+        dim=args.ssd_dim,
+        d_state=args.ssd_state,
+        chunk=args.ssd_chunk,
+        reps=args.reps,
+        ref_reps=args.ref_reps,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    print(json.dumps(result) if args.json else bench_ssd.format_ssd_table(result))
     return 0
