@@ -18,11 +18,21 @@ strong the decay. It is plain loop-free torch inside a chunk block, so autograd 
 backward (memory O(L * T) per head) and tracing / ONNX export see ordinary ops.
 :func:`ssd_scan_ref` is the sequential loop every test compares with.
 
+``backend`` picks the implementation: ``"torch"`` (the above), ``"triton"`` (the chunk kernels
+of :mod:`contrast_sr.ops.ssd_triton`: forward and hand-written backward, float32 arithmetic) or
+``None`` / ``"auto"``: Triton for CUDA tensors of float32 / bfloat16 / float16 when triton is
+installed and no graph is being captured, else torch. A named backend is used as named (the
+tests run ``"triton"`` on CPU tensors under ``TRITON_INTERPRET=1``).
+
 With head_dim = 1 and N = 1 SSD is the Mamba-1 scan with one A per channel; SSD pays off with
 head_dim and N in the tens, where the intra-chunk work is matmuls.
 """
 
 from __future__ import annotations
+
+import functools
+import importlib.util
+import os
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +42,33 @@ from contrast_sr.ops.tracing import is_capturing
 
 DEFAULT_CHUNK = 64
 CHUNKS_PER_BLOCK = 256  # state passing: one segsum over at most this many chunks at a time
+SSD_BACKENDS = ("auto", "torch", "triton")
+_TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+@functools.cache
+def triton_installed() -> bool:
+    """Whether ``import triton`` can work (checked without importing it)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def resolve_ssd_backend(x: torch.Tensor, backend: str | None = None) -> str:
+    """``"torch"`` or ``"triton"``: the implementation :func:`ssd_scan` runs for x."""
+    name = backend or "auto"
+    if name not in SSD_BACKENDS:
+        raise ValueError(f"unknown SSD backend {name!r} (known: {', '.join(SSD_BACKENDS)})")
+    if name == "auto":
+        use = x.is_cuda and x.dtype in _TRITON_DTYPES and not is_capturing() and triton_installed()
+        return "triton" if use else "torch"
+    if name == "triton":
+        if not triton_installed():
+            raise ValueError("SSD backend 'triton' needs triton installed (pip install triton)")
+        if x.dtype not in _TRITON_DTYPES:
+            raise ValueError(f"SSD backend 'triton' computes in float32; x is {x.dtype}")
+        interpreting = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
+        if not (x.is_cuda or interpreting):
+            raise ValueError("SSD backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
+    return name
 
 
 def _check(x, dt, A, B, C, D, dt_bias) -> None:
@@ -149,10 +186,12 @@ def ssd_scan(
     dt_softplus: bool = False,
     *,
     chunk: int = DEFAULT_CHUNK,
+    backend: str | None = None,
 ) -> torch.Tensor:
     """SSD scan in chunks of ``chunk`` steps (any L: the tail is padded with dt = 0).
 
     Shapes as in the module docstring; returns y (b, L, heads, head_dim) in x's dtype.
+    ``backend``: ``None`` / ``"auto"``, ``"torch"`` or ``"triton"`` (module docstring).
     """
     _check(x, dt, A, B, C, D, dt_bias)
     if int(chunk) < 1:
@@ -161,6 +200,10 @@ def ssd_scan(
     b, L, h, p = x.shape
     if L == 0:
         return x.new_zeros(b, 0, h, p)
+    if resolve_ssd_backend(x, backend) == "triton":
+        from contrast_sr.ops.ssd_triton import ssd_scan_triton
+
+        return ssd_scan_triton(x, dt, A, B, C, D, dt_bias, dt_softplus, int(chunk))
     with torch.autocast(x.device.type, enabled=False):
         x, dt, A, B, C, D = _prepare(x, dt, A, B, C, D, dt_bias, dt_softplus)
         g, N = B.shape[2], B.shape[3]
@@ -196,4 +239,4 @@ def ssd_scan(
         return _skip(y, x, D).to(out_dtype)
 
 
-__all__ = ["DEFAULT_CHUNK", "ssd_scan", "ssd_scan_ref"]
+__all__ = ["DEFAULT_CHUNK", "SSD_BACKENDS", "resolve_ssd_backend", "ssd_scan", "ssd_scan_ref"]
