@@ -68,6 +68,7 @@ CASES = [  # (b, L, dim, groups, N), plan overrides: K, time segments, channel t
     ((1, 33, 8, 4, 4), {"checkpoint": 4, "segments": 3}),
     ((1, 33, 8, 1, 1), {"checkpoint": 4, "segments": 3, "block_d": 4}),  # 2 tiles per group
     ((1, 33, 8, 1, 3), {"checkpoint": 8, "segments": 2, "block_d": 4}),  # N = 3: padded lanes
+    ((1, 9, 12, 4, 16), {"checkpoint": 4, "segments": 2}),  # N = 16; 3 channels in a tile of 4
 ]
 
 
@@ -97,6 +98,23 @@ def test_triton_half_inputs(dtype, tol):
     assert y.dtype == dtype and close(y, y_ref, tol)
     for name, a, r, t in zip(NAMES, g, g_ref, half, strict=True):
         assert a.dtype == t.dtype and close(a, r, tol), name
+
+
+@pytest.mark.slow
+def test_triton_long_sequence_strong_decay():
+    """L = 600 over 5 segments with |delta*A| up to 30 per step: finite, equal to the torch path."""
+    args = on_device(make_inputs(2, 600, 8, 4, 2, False, decay=30.0, seed=9))
+    args[1] = args[1] + 0.5
+    gy = torch.randn(2, 600, 8)
+    y_ref, g_ref = grads(scan_torch_channels_last, [t.cpu() for t in args], False, gy)
+
+    def run(*a):
+        return triton_scan.scan_triton_channels_last(*a, checkpoint=16, segments=5)
+
+    y, g = grads(run, args, False, gy.to(DEVICE))
+    assert torch.isfinite(y).all() and close(y, y_ref, 1e-5)
+    for name, a, r in zip(NAMES, g, g_ref, strict=True):
+        assert close(a, r, 1e-5), name
 
 
 def test_checkpoints_not_all_states():
