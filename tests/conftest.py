@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the project's shared benchmark/training data lives."""
+"""Shared test fixtures: where the project's shared benchmark/training data lives; Triton's
+interpreter on machines without CUDA."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+if not torch.cuda.is_available():  # Triton kernels run on CPU tensors through its interpreter;
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # set before anything imports triton
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,6 +7,7 @@
 * backends, each importing only :mod:`~contrast_sr.ops.scan.checks` and its own dependencies:
   ``reference`` (sequential loop), ``blocked`` ("torch": blocked two-level scan, hand-written
   backward), ``numba_cpu`` + ``numba_kernels`` ("numba": fused CPU kernel, optional),
+  ``triton_gpu`` + ``triton_kernels`` ("triton": fused GPU kernels, optional),
   ``chunked`` (loop-free, used while tracing / exporting).
 """
 

@@ -55,6 +55,21 @@ def _numba_available(u: torch.Tensor) -> bool:
     return available(u)
 
 
+def _triton_scan(*args, **kwargs) -> torch.Tensor:
+    """The "triton" backend, imported on first use (importing triton takes about a second)."""
+    from contrast_sr.ops.scan.triton_gpu import scan_triton_channels_last
+
+    return scan_triton_channels_last(*args, **kwargs)
+
+
+def _triton_available(u: torch.Tensor) -> bool:
+    if not u.is_cuda:  # CPU callers never import triton
+        return False
+    from contrast_sr.ops.scan.triton_gpu import available
+
+    return available(u)
+
+
 _BACKENDS: dict[str, ScanBackend] = {
     "torch": ScanBackend(scan_torch_channels_last),  # auto's fallback, runs everywhere
     "reference": ScanBackend(scan_reference_channels_last),  # the sequential loop
@@ -62,11 +77,10 @@ _BACKENDS: dict[str, ScanBackend] = {
 }
 if importlib.util.find_spec("numba") is not None:  # optional extra "numba"
     _BACKENDS["numba"] = ScanBackend(_numba_scan, _numba_available)
-# "triton" (fused GPU kernel) is not written yet. It goes here as
-# ScanBackend(its_fn, its_check), its check accepting CUDA tensors when triton imports, and
-# first in _AUTO_ORDER.
+if importlib.util.find_spec("triton") is not None:  # optional extra "triton" (CUDA tensors)
+    _BACKENDS["triton"] = ScanBackend(_triton_scan, _triton_available)
 
-_AUTO_ORDER: list[str] = ["numba"]  # backends auto tries (if registered), fastest first
+_AUTO_ORDER: list[str] = ["triton", "numba"]  # backends auto tries (if registered), fastest first
 _STATE = threading.local()
 ScanObserver = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], None]
 _OBSERVERS: list[ScanObserver] = []
