@@ -24,6 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
+from contrast_sr.ops.triton_select import on_device
+
 
 @triton.jit
 def _cross_scan_kernel(
@@ -92,9 +94,10 @@ def _launch_scan(x: torch.Tensor, y: torch.Tensor, dims, x_strides, y_strides) -
     b, h, w, c = dims
     block_s, block_c = _blocks(c, x_strides[3] == 1)
     grid = (triton.cdiv(h * w, block_s), triton.cdiv(c, block_c), b)
-    _cross_scan_kernel[grid](
-        x, y, h, w, c, *x_strides, *y_strides, BLOCK_S=block_s, BLOCK_C=block_c
-    )
+    with on_device(x):
+        _cross_scan_kernel[grid](
+            x, y, h, w, c, *x_strides, *y_strides, BLOCK_S=block_s, BLOCK_C=block_c
+        )
 
 
 def _launch_merge(y: torch.Tensor, x: torch.Tensor, dims, y_strides, x_strides) -> None:
@@ -102,9 +105,10 @@ def _launch_merge(y: torch.Tensor, x: torch.Tensor, dims, y_strides, x_strides) 
     block_s, block_c = _blocks(c, y_strides[3] == 1)
     grid = (triton.cdiv(h * w, block_s), triton.cdiv(c, block_c), b)
     upcast = y.dtype in (torch.float16, torch.bfloat16)
-    _cross_merge_kernel[grid](
-        y, x, h, w, c, *y_strides, *x_strides, BLOCK_S=block_s, BLOCK_C=block_c, UPCAST=upcast
-    )
+    with on_device(y):
+        _cross_merge_kernel[grid](
+            y, x, h, w, c, *y_strides, *x_strides, BLOCK_S=block_s, BLOCK_C=block_c, UPCAST=upcast
+        )
 
 
 def scan_channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
+from contrast_sr.ops.triton_select import on_device
+
 TILES_PER_PROGRAM = 4  # pixel tiles a backward program covers (fewer weight-gradient partials)
 
 
@@ -246,7 +248,8 @@ class DwConv3x3Gelu(torch.autograd.Function):
         weight = weight.contiguous()
         ctx.save_for_backward(x, weight, bias)
         ctx.reflect = reflect
-        return dwconv3x3_gelu_forward(x, weight, bias, reflect)
+        with on_device(x):
+            return dwconv3x3_gelu_forward(x, weight, bias, reflect)
 
     @staticmethod
     def backward(ctx, gy):
@@ -254,8 +257,9 @@ class DwConv3x3Gelu(torch.autograd.Function):
         if x.numel() == 0:
             g_bias = None if bias is None else torch.zeros_like(bias)
             return torch.zeros_like(x), torch.zeros_like(weight), g_bias, None
-        gx, g_weight, g_bias = dwconv3x3_gelu_backward(
-            x, weight, bias, ctx.reflect, gy, ctx.needs_input_grad[0]
-        )
+        with on_device(x):
+            gx, g_weight, g_bias = dwconv3x3_gelu_backward(
+                x, weight, bias, ctx.reflect, gy, ctx.needs_input_grad[0]
+            )
         g_bias = None if bias is None else g_bias.to(bias.dtype)
         return gx, g_weight.to(weight.dtype), g_bias, None

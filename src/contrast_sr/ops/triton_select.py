@@ -8,6 +8,7 @@ kernel may run, so CPU users never import it. A leaf module: imports only torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import torch
@@ -41,3 +42,8 @@ def use_triton(x: torch.Tensor, impl: str | None = None) -> bool:
             raise ImportError("impl='triton' needs triton (pip install triton)")
         return True
     raise ValueError(f"unknown impl {impl!r} (choose from {', '.join(IMPLS)})")
+
+
+def on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Make x's CUDA device current while a kernel launches (Triton launches on the current one)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
