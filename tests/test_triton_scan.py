@@ -7,8 +7,6 @@ from ``conftest.py``), which is slow: shapes are tiny, and the launch plan is fo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +16,8 @@ from contrast_sr.ops import scan_backend, selective_scan_channels_last
 from contrast_sr.ops.scan import dispatch, list_scan_backends, resolve_scan_backend
 from contrast_sr.ops.scan.blocked import scan_torch_channels_last
 from contrast_sr.ops.scan.reference import scan_reference_channels_last
-from tests.conftest import cli_env
 from tests.test_selective_scan import grads, make_inputs
+from tests.triton_compile_check import run_in_subprocess
 
 pytest.importorskip("triton")
 triton_scan = pytest.importorskip("contrast_sr.ops.scan.triton_gpu")
@@ -181,11 +179,4 @@ def test_kernels_compile_for_cuda_without_a_gpu():
     bin_dir = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
     if version < (3, 3) or not (bin_dir / "ptxas").exists():
         pytest.skip("needs triton >= 3.3 with its bundled ptxas")
-    env = {k: v for k, v in cli_env().items() if k != "TRITON_INTERPRET"}
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    script = Path(__file__).with_name("triton_compile_check.py")
-    out = subprocess.run(
-        [sys.executable, str(script), "90"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("REG:") == 12, out.stdout
+    assert run_in_subprocess("scan", 90, timeout=300).count("REG:") == 12

@@ -1,4 +1,5 @@
-"""Numerical operators: Mamba-1 selective scan, Mamba-2 SSD scan, cross-scan, MATLAB resize."""
+"""Numerical operators: Mamba-1 selective scan, Mamba-2 SSD scan, cross-scan, fused depthwise
+conv + GELU, MATLAB resize."""
 
 from contrast_sr.ops.cross_scan import (
     cross_merge,
@@ -6,6 +7,7 @@ from contrast_sr.ops.cross_scan import (
     cross_scan,
     cross_scan_channels_last,
 )
+from contrast_sr.ops.dwconv import dwconv3x3_gelu
 from contrast_sr.ops.imresize import imresize
 from contrast_sr.ops.scan import (
     list_scan_backends,
@@ -21,6 +23,7 @@ __all__ = [
     "cross_merge_channels_last",
     "cross_scan",
     "cross_scan_channels_last",
+    "dwconv3x3_gelu",
     "imresize",
     "list_scan_backends",
     "register_scan_backend",

@@ -16,6 +16,11 @@ backward is one call of the other (one gather pass), never an autograd graph of 
 transposes. While a model is traced or exported (and, for the channels-last pair, compiled,
 which the gather Functions would break) each function takes its plain formulation instead:
 reshape, transpose, flip and stack, the same values, traceable for any h and w.
+
+On CUDA tensors, when triton imports, eager calls run fused Triton kernels instead
+(:mod:`contrast_sr.ops.cross_scan_triton`: one read, four strided writes, no flips, no index
+tables; each kernel the other's backward). ``impl=`` ("auto", "torch", "triton") forces a path,
+as in :func:`contrast_sr.ops.triton_select.use_triton`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from contrast_sr.ops.tracing import is_capturing, is_exporting
+from contrast_sr.ops.triton_select import use_triton
 
 _PERM_CACHE: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -114,21 +120,29 @@ def _merge_cm_traceable(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rows + cols
 
 
-def cross_scan(x: torch.Tensor) -> torch.Tensor:
+def cross_scan(x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
     """(b, c, h, w) -> (b, 4, c, h*w): row-major, column-major, and both reversed."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan expects (b, c, h, w), got {tuple(x.shape)}")
     if is_exporting():
         return _scan_cm_traceable(x)
+    if use_triton(x, impl):
+        from contrast_sr.ops.cross_scan_triton import CrossScanChannelMajor
+
+        return CrossScanChannelMajor.apply(x)
     return _CrossScan.apply(x)
 
 
-def cross_merge(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def cross_merge(y: torch.Tensor, h: int, w: int, impl: str | None = None) -> torch.Tensor:
     """(b, 4, c, h*w) -> (b, c, h*w): undo each direction's order and sum the four."""
     if y.dim() != 4 or y.shape[1] != 4 or y.shape[3] != h * w:
         raise ValueError(f"cross_merge expects (b, 4, c, {h}*{w}), got {tuple(y.shape)}")
     if is_exporting():
         return _merge_cm_traceable(y, h, w)
+    if use_triton(y, impl):
+        from contrast_sr.ops.cross_scan_triton import CrossMergeChannelMajor
+
+        return CrossMergeChannelMajor.apply(y, h, w)
     return _CrossMerge.apply(y, h, w)
 
 
@@ -191,16 +205,22 @@ def _merge_cl_traceable(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rows + cols + rows_reversed + cols_reversed
 
 
-def cross_scan_channels_last(x: torch.Tensor) -> torch.Tensor:
+def cross_scan_channels_last(x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
     """(b, h, w, c) -> (b, L, 4, c) with ``y[:, t, k] = x_flat[:, perm_k[t]]`` (one gather)."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan_channels_last expects (b, h, w, c), got {tuple(x.shape)}")
     if is_capturing():
         return _scan_cl_traceable(x)
+    if use_triton(x, impl):
+        from contrast_sr.ops.cross_scan_triton import CrossScanChannelsLast
+
+        return CrossScanChannelsLast.apply(x)
     return _CrossScanCL.apply(x)
 
 
-def cross_merge_channels_last(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def cross_merge_channels_last(
+    y: torch.Tensor, h: int, w: int, impl: str | None = None
+) -> torch.Tensor:
     """(b, L, 4, c) -> (b, h, w, c): sum over the 4 directions, each mapped back to row-major.
     Also accepts (b, L, 4*c)."""
     if y.dim() == 3 and y.shape[2] % 4 == 0:
@@ -211,4 +231,8 @@ def cross_merge_channels_last(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
         )
     if is_capturing():
         return _merge_cl_traceable(y, h, w)
+    if use_triton(y, impl):
+        from contrast_sr.ops.cross_scan_triton import CrossMergeChannelsLast
+
+        return CrossMergeChannelsLast.apply(y, h, w)
     return _CrossMergeCL.apply(y, h, w)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from contrast_sr.models.blocks.conv_gelu import conv_gelu
+
 
 def _to_nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
@@ -85,7 +87,7 @@ class GatedConvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = self.fc1(_to_nchw(x)).chunk(2, dim=1)
-        return _to_nhwc(self.fc2(x1 * self.act(self.dwconv(x2))))
+        return _to_nhwc(self.fc2(x1 * conv_gelu(self.dwconv, x2)))
 
 
 class ConvFFN(nn.Module):

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from contrast_sr.models.blocks.conv_gelu import conv_gelu
 from contrast_sr.ops import (
     cross_merge_channels_last,
     cross_scan_channels_last,
@@ -73,7 +74,7 @@ class SS2D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
         x = self.in_proj(x)
-        x = self.act(self.conv2d(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        x = conv_gelu(self.conv2d, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         xs = cross_scan_channels_last(x)  # (B, L, 4, D)
         seq = xs.reshape(b, h * w, K * self.d_inner)
         # per-direction projections: x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R)

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from contrast_sr.models.blocks.conv_gelu import conv_gelu
 from contrast_sr.ops import cross_merge_channels_last, cross_scan_channels_last
 from contrast_sr.ops.ssd import DEFAULT_CHUNK, ssd_scan
 
@@ -71,7 +72,7 @@ class SS2DMamba2(nn.Module):
         z = None
         if self.gated:
             x, z = x.chunk(2, dim=-1)
-        x = self.act(self.conv2d(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        x = conv_gelu(self.conv2d, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         xs = cross_scan_channels_last(x)  # (B, L, 4, D)
         x_dbl = torch.einsum("blkd,krd->blkr", xs, self.x_proj_weight)
         dts, bs, cs = x_dbl.split([R, G * N, G * N], dim=-1)
