@@ -30,8 +30,6 @@ head_dim and N in the tens, where the intra-chunk work is matmuls.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 
 import torch
@@ -39,17 +37,12 @@ import torch.nn.functional as F
 
 from contrast_sr.ops.segsum import segsum
 from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.triton_select import triton_importable
 
 DEFAULT_CHUNK = 64
 CHUNKS_PER_BLOCK = 256  # state passing: one segsum over at most this many chunks at a time
 SSD_BACKENDS = ("auto", "torch", "triton")
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-
-
-@functools.cache
-def triton_installed() -> bool:
-    """Whether ``import triton`` can work (checked without importing it)."""
-    return importlib.util.find_spec("triton") is not None
 
 
 def resolve_ssd_backend(x: torch.Tensor, backend: str | None = None) -> str:
@@ -58,10 +51,10 @@ def resolve_ssd_backend(x: torch.Tensor, backend: str | None = None) -> str:
     if name not in SSD_BACKENDS:
         raise ValueError(f"unknown SSD backend {name!r} (known: {', '.join(SSD_BACKENDS)})")
     if name == "auto":
-        use = x.is_cuda and x.dtype in _TRITON_DTYPES and not is_capturing() and triton_installed()
+        use = x.is_cuda and x.dtype in _TRITON_DTYPES and not is_capturing() and triton_importable()
         return "triton" if use else "torch"
     if name == "triton":
-        if not triton_installed():
+        if not triton_importable():
             raise ValueError("SSD backend 'triton' needs triton installed (pip install triton)")
         if x.dtype not in _TRITON_DTYPES:
             raise ValueError(f"SSD backend 'triton' computes in float32; x is {x.dtype}")
