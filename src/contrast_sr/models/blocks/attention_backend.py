@@ -49,13 +49,17 @@ class AttentionGeometry:
 
 
 def sdpa_backend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float | None = None,
 ) -> str:
     """Name of the kernel SDPA would run for these inputs: flash, efficient, cudnn, math, none."""
     choose = getattr(torch, "_fused_sdp_choice", None)
     if choose is not None:
         try:
-            return _NAMES.get(SDPBackend(choose(q, k, v, mask, 0.0, False)), "none")
+            return _NAMES.get(SDPBackend(choose(q, k, v, mask, 0.0, False, scale=scale)), "none")
         except RuntimeError:  # every allowed kernel refused the inputs
             return "none"
     if q.is_cuda:  # older PyTorch without the selection op: its public checks
@@ -85,11 +89,11 @@ def probe_inputs(
     return sdpa_inputs(q, k, v, bias)
 
 
-def _run_only(backend: str, inputs, training: bool) -> str:
+def _run_only(backend: str, inputs, scale: float | None, training: bool) -> str:
     """'' when ``inputs`` run (and back-propagate) with only ``backend`` enabled, else why not."""
     try:
         with sdpa_kernel([_BY_NAME[backend]]):
-            out = F.scaled_dot_product_attention(*inputs[:3], attn_mask=inputs[3])
+            out = F.scaled_dot_product_attention(*inputs[:3], attn_mask=inputs[3], scale=scale)
             if training:
                 out.float().sum().backward()
     except RuntimeError as exc:
@@ -114,9 +118,10 @@ def attention_backend(
     if geometry.clipped or geometry.impl != "sdpa":
         return {"backend": "explicit", "sdpa_head_dim": geometry.head_dim}
     inputs = probe_inputs(geometry, device, dtype, training)
-    entry: dict = {"backend": sdpa_backend(*inputs), "sdpa_head_dim": padded}
+    scale = None if padded == geometry.head_dim else geometry.head_dim**-0.5  # as the forward
+    entry: dict = {"backend": sdpa_backend(*inputs, scale), "sdpa_head_dim": padded}
     if verify and entry["backend"] in _BY_NAME:
-        error = _run_only(entry["backend"], inputs, training)
+        error = _run_only(entry["backend"], inputs, scale, training)
         entry["verified"] = not error
         if error:
             entry["error"] = error
