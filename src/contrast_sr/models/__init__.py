@@ -1,5 +1,6 @@
 """Contrast model family: typed config, configurable network, named variants, checkpoints."""
 
+from contrast_sr.models.blocks.attention_backend import attention_backends
 from contrast_sr.models.checkpoint import load_model, resolve_model, save_model
 from contrast_sr.models.config import BLOCK_KINDS, ContrastConfig, register_block
 from contrast_sr.models.contrast import ContrastSR, count_parameters
@@ -11,6 +12,7 @@ __all__ = [
     "VARIANTS",
     "ContrastConfig",
     "ContrastSR",
+    "attention_backends",
     "count_parameters",
     "create_model",
     "list_models",

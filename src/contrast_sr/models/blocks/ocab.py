@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.models.blocks.attention import window_attention
+from contrast_sr.models.blocks.attention_backend import AttentionGeometry
 from contrast_sr.models.blocks.ffn import build_ffn
 from contrast_sr.models.blocks.windows import (
     relative_position_index_oca,
@@ -94,6 +95,20 @@ class OCAB(nn.Module):
             table = self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
         bias = table[self.relative_position_index.view(-1)]
         return bias.view(self.ws * self.ws, self.ows * self.ows, -1).permute(2, 0, 1)
+
+    def attention_geometry(self) -> AttentionGeometry:
+        """Sizes that decide the SDPA kernel: no mask at all when ``bias == "none"``."""
+        bias = "none" if self.bias_kind == "none" else "head"
+        return AttentionGeometry(
+            self.num_heads,
+            self.dim // self.num_heads,
+            self.ws * self.ws,
+            self.ows * self.ows,
+            bias,
+            bias != "none",
+            self.impl,
+            bool(self.clip),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape

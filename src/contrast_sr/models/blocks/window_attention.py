@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from contrast_sr.models.blocks.attention import window_attention
+from contrast_sr.models.blocks.attention_backend import AttentionGeometry
 from contrast_sr.models.blocks.windows import (
     relative_position_index_sa,
     shift_mask,
@@ -51,6 +52,14 @@ class WindowAttention(nn.Module):
         n = self.ws * self.ws
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, -1).permute(2, 0, 1)
+
+    def attention_geometry(self) -> AttentionGeometry:
+        """Sizes that decide the SDPA kernel (the shift mask makes the bias per window)."""
+        n = self.ws * self.ws
+        bias = "window" if self.shift else "head"
+        return AttentionGeometry(
+            self.num_heads, self.dim // self.num_heads, n, n, bias, True, self.impl, bool(self.clip)
+        )
 
     def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (h, w, str(device))
