@@ -56,6 +56,26 @@ def _params(A_ptr, bias_ptr, N, chan, mask_d, lanes, mask_n):
 
 
 @triton.jit
+def _step_dt(delta_ptr, off, mask_d, bias, SOFTPLUS: tl.constexpr):
+    """delta_t + bias (+ softplus) for a channel tile, float32."""
+    dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
+    if SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), log1p(e) = log(w) * e / (w - 1), w = 1 + e
+        e = tl.exp(-tl.abs(dt))
+        w = 1.0 + e
+        dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
+    return dt
+
+
+@triton.jit
+def _step_inputs(u_ptr, delta_ptr, B_ptr, off, bc, mask_d, mask_n, bias, SOFTPLUS: tl.constexpr):
+    """(u_t, dt_t, B_t) of one step, float32: the channel tile's u and dt, the group's B."""
+    uv = tl.load(u_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
+    dt = _step_dt(delta_ptr, off, mask_d, bias, SOFTPLUS)
+    Bv = tl.load(B_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
+    return uv, dt, Bv
+
+
+@triton.jit
 def fwd_segment_kernel(
     u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, hsum_ptr, dtsum_ptr,
     L, dim, Dg, G, N, TPG, P, SEG, NSEG,
@@ -71,14 +91,8 @@ def fwd_segment_kernel(
     for t in range(t0, t1):
         row = bi * L + t
         off = row * dim + chan
-        uv = tl.load(u_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
-        dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), log1p(e) = log(w) * e / (w - 1), w = 1 + e
-            e = tl.exp(-tl.abs(dt))
-            w = 1.0 + e
-            dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
         bc = (row * G + g) * N + lanes
-        Bv = tl.load(B_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
+        uv, dt, Bv = _step_inputs(u_ptr, delta_ptr, B_ptr, off, bc, mask_d, mask_n, bias, SOFTPLUS)
         decay = tl.exp(dt[:, None] * A)
         h = decay * h + (dt * uv)[:, None] * Bv[None, :]
         dts += dt
@@ -112,14 +126,10 @@ def fwd_kernel(
         for t in range(c0, tl.minimum(c0 + K, t_stop)):
             row = bi * L + t
             off = row * dim + chan
-            uv = tl.load(u_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
-            dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
-            if SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), log1p(e) = log(w) * e / (w - 1), w = 1 + e
-                e = tl.exp(-tl.abs(dt))
-                w = 1.0 + e
-                dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
             bc = (row * G + g) * N + lanes
-            Bv = tl.load(B_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
+            uv, dt, Bv = _step_inputs(
+                u_ptr, delta_ptr, B_ptr, off, bc, mask_d, mask_n, bias, SOFTPLUS
+            )
             decay = tl.exp(dt[:, None] * A)
             h = decay * h + (dt * uv)[:, None] * Bv[None, :]
             Cv = tl.load(C_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
@@ -144,11 +154,7 @@ def bwd_segment_kernel(
     for tt in range(0, t1 - t0):
         row = bi * L + (t1 - 1 - tt)
         off = row * dim + chan
-        dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:
-            e = tl.exp(-tl.abs(dt))
-            w = 1.0 + e
-            dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
+        dt = _step_dt(delta_ptr, off, mask_d, bias, SOFTPLUS)
         gyv = tl.load(gy_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
         Cv = tl.load(C_ptr + (row * G + g) * N + lanes, mask=mask_n, other=0.0).to(tl.float32)
         carry = tl.exp(dt[:, None] * A) * (gyv[:, None] * Cv[None, :] + carry)
@@ -194,14 +200,10 @@ def bwd_kernel(
             tl.store(scratch + (t - c0) * BLOCK_D * BLOCK_N, h)
             row = bi * L + t
             off = row * dim + chan
-            uv = tl.load(u_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
-            dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
-            if SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), log1p(e) = log(w) * e / (w - 1), w = 1 + e
-                e = tl.exp(-tl.abs(dt))
-                w = 1.0 + e
-                dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
             bc = (row * G + g) * N + lanes
-            Bv = tl.load(B_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
+            uv, dt, Bv = _step_inputs(
+                u_ptr, delta_ptr, B_ptr, off, bc, mask_d, mask_n, bias, SOFTPLUS
+            )
             decay = tl.exp(dt[:, None] * A)
             h = decay * h + (dt * uv)[:, None] * Bv[None, :]
         tl.debug_barrier()
@@ -210,14 +212,10 @@ def bwd_kernel(
             row = bi * L + t
             h_prev = tl.load(scratch + (t - c0) * BLOCK_D * BLOCK_N)
             off = row * dim + chan
-            uv = tl.load(u_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
-            dt = tl.load(delta_ptr + off, mask=mask_d, other=0.0).to(tl.float32) + bias
-            if SOFTPLUS:  # max(z, 0) + log1p(exp(-|z|)), log1p(e) = log(w) * e / (w - 1), w = 1 + e
-                e = tl.exp(-tl.abs(dt))
-                w = 1.0 + e
-                dt = tl.maximum(dt, 0.0) + tl.where(w == 1.0, e, tl.log(w) * e / (w - 1.0))
             bc = (row * G + g) * N + lanes
-            Bv = tl.load(B_ptr + bc, mask=mask_n, other=0.0).to(tl.float32)
+            uv, dt, Bv = _step_inputs(
+                u_ptr, delta_ptr, B_ptr, off, bc, mask_d, mask_n, bias, SOFTPLUS
+            )
             decay = tl.exp(dt[:, None] * A)
             h = decay * h_prev + (dt * uv)[:, None] * Bv[None, :]
             gyv = tl.load(gy_ptr + off, mask=mask_d, other=0.0).to(tl.float32)
