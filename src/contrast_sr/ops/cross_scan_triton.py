@@ -28,12 +28,9 @@ from contrast_sr.ops.triton_select import on_device
 
 
 @triton.jit
-def _cross_scan_kernel(
-    x_ptr, y_ptr, h, w, c,
-    sxb, sxh, sxw, sxc,
-    syb, syt, syk, syc,
-    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
-):  # fmt: skip
+def _tile_coords(h, w, c, BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's tile: row-major token indices s (BLOCK_S,), channels ch (BLOCK_C,), the
+    batch row, L = h*w, the token's (i, j), its column-major index and the in-bounds mask."""
     s = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S).to(tl.int64)
     ch = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
     batch = tl.program_id(2).to(tl.int64)
@@ -42,6 +39,17 @@ def _cross_scan_kernel(
     j = s % w
     t_col = j * h + i
     mask = (s < L)[:, None] & (ch < c)[None, :]
+    return s, ch, batch, L, i, j, t_col, mask
+
+
+@triton.jit
+def _cross_scan_kernel(
+    x_ptr, y_ptr, h, w, c,
+    sxb, sxh, sxw, sxc,
+    syb, syt, syk, syc,
+    BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr,
+):  # fmt: skip
+    s, ch, batch, L, i, j, t_col, mask = _tile_coords(h, w, c, BLOCK_S, BLOCK_C)
     x_ofs = batch * sxb + (i * sxh + j * sxw)[:, None] + (ch * sxc)[None, :]
     tile = tl.load(x_ptr + x_ofs, mask=mask)
     y_base = y_ptr + batch * syb + (ch * syc)[None, :]
@@ -58,14 +66,7 @@ def _cross_merge_kernel(
     sxb, sxh, sxw, sxc,
     BLOCK_S: tl.constexpr, BLOCK_C: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
-    s = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S).to(tl.int64)
-    ch = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C).to(tl.int64)
-    batch = tl.program_id(2).to(tl.int64)
-    L = h * w
-    i = s // w
-    j = s % w
-    t_col = j * h + i
-    mask = (s < L)[:, None] & (ch < c)[None, :]
+    s, ch, batch, L, i, j, t_col, mask = _tile_coords(h, w, c, BLOCK_S, BLOCK_C)
     y_base = y_ptr + batch * syb + (ch * syc)[None, :]
     rows = tl.load(y_base + (s * syt)[:, None], mask=mask)
     cols = tl.load(y_base + syk + (t_col * syt)[:, None], mask=mask)
