@@ -9,32 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrast_sr.ops.scan.reference import selective_scan_ref
+from contrast_sr.ops import selective_scan_channels_last
 
 # A stand-in "library module" holding a selective-scan entry point, looked up at call time the
 # way model code does, so benchmark counting and export swapping can find it.
 SCAN_MODULE = types.ModuleType("contrast_sr._tiny_scan")
 
 
-def _scan_cl(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
-    y = selective_scan_ref(
-        u.transpose(1, 2),
-        delta.transpose(1, 2),
-        A,
-        B.permute(0, 2, 3, 1),
-        C.permute(0, 2, 3, 1),
-        D,
-        delta_bias,
-        delta_softplus,
-    )
-    return y.transpose(1, 2)
-
-
-try:  # the library's dispatching entry point when it exists (scan backends apply to it)
-    from contrast_sr.ops import selective_scan_channels_last as _dispatch
-except ImportError:
-    _dispatch = _scan_cl
-SCAN_MODULE.selective_scan_channels_last = _dispatch
+SCAN_MODULE.selective_scan_channels_last = selective_scan_channels_last  # the dispatcher
 sys.modules[SCAN_MODULE.__name__] = SCAN_MODULE
 
 

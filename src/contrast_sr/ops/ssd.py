@@ -30,14 +30,12 @@ head_dim and N in the tens, where the intra-chunk work is matmuls.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
 from contrast_sr.ops.segsum import segsum
 from contrast_sr.ops.tracing import is_capturing
-from contrast_sr.ops.triton_select import triton_importable
+from contrast_sr.ops.triton_select import interpreter_requested, triton_importable
 
 DEFAULT_CHUNK = 64
 CHUNKS_PER_BLOCK = 256  # state passing: one segsum over at most this many chunks at a time
@@ -58,8 +56,7 @@ def resolve_ssd_backend(x: torch.Tensor, backend: str | None = None) -> str:
             raise ValueError("SSD backend 'triton' needs triton installed (pip install triton)")
         if x.dtype not in _TRITON_DTYPES:
             raise ValueError(f"SSD backend 'triton' computes in float32; x is {x.dtype}")
-        interpreting = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
-        if not (x.is_cuda or interpreting):
+        if not (x.is_cuda or interpreter_requested()):
             raise ValueError("SSD backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
     return name
 
