@@ -161,8 +161,10 @@ def evaluate(
     model_name: str = "model",
     device: torch.device | None = None,
     progress: bool = True,
+    limit: int | None = None,
 ) -> EvalResult:
-    """Run the evaluation protocol over every image in ``hr_dir``; see the module docstring.
+    """Run the evaluation protocol over every image in ``hr_dir`` (or its first ``limit``
+    images in name order); see the module docstring.
 
     Raises:
         ArgumentError: bad scale or folders (exit code 2; the CLI names its flags).
@@ -178,6 +180,10 @@ def evaluate(
     hr_paths = list_images(hr_dir)
     if not hr_paths:
         raise ArgumentError("hr_dir", f"no images found in {hr_dir} (png, bmp, jpg, tif, webp)")
+    if limit is not None:
+        if limit < 1:
+            raise ArgumentError("limit", f"must be >= 1, got {limit}")
+        hr_paths = hr_paths[:limit]
     lr_files: dict[str, Path] = {}
     if lr_dir is not None:
         lr_dir = Path(lr_dir)

@@ -64,6 +64,7 @@ class ContrastConfig:
     img_range: float = 1.0  # input scale after mean subtraction
     mean_norm: bool = True  # subtract / add back the RGB mean (HAT-light: False)
     resi_connection: Literal["1conv", "identity"] = "1conv"  # group output: 3x3 conv or none
+    group_res_scale: float = 1.0  # group output x + s * conv(body(x)) (DRCT-style scaling: 0.2)
     ssm_d_state: int = 1  # N, SS2D state size
     ssm_ratio: float = 1.0  # SS2D inner width = int(ssm_ratio * C)
     ssm_dt_rank: int | Literal["auto"] = "auto"  # R, SS2D dt rank ("auto": ceil(C / 16))
@@ -133,7 +134,7 @@ class ContrastConfig:
             value = getattr(self, name)
             if isinstance(value, int) and value < 1:  # ssm_dt_rank may be "auto"
                 raise ConfigError(name, f"must be >= 1, not {value}")
-        for name in ("mlp_ratio", "ssm_ratio", "img_range"):
+        for name in ("mlp_ratio", "ssm_ratio", "img_range", "group_res_scale"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, f"must be positive, not {getattr(self, name)}")
         if self.overlap_ratio < 0:

@@ -77,17 +77,21 @@ class BlockSequence(nn.Module):
 
 
 class ResidualGroup(nn.Module):
-    """(B, H, W, C) -> (B, H, W, C): x + conv(residual_group(x)) ("RHAG"); ``conv`` is a 3x3
-    conv (``resi_connection`` "1conv") or the identity."""
+    """(B, H, W, C) -> (B, H, W, C): x + res_scale * conv(residual_group(x)) ("RHAG"); ``conv``
+    is a 3x3 conv (``resi_connection`` "1conv") or the identity; ``res_scale`` < 1 is DRCT's
+    residual scaling (0.2)."""
 
-    def __init__(self, residual_group: BlockSequence, conv: nn.Module) -> None:
+    def __init__(
+        self, residual_group: BlockSequence, conv: nn.Module, res_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.residual_group = residual_group
         self.conv = conv
+        self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.residual_group(x)
-        return x + self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        y = self.conv(self.residual_group(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + y if self.res_scale == 1.0 else x + self.res_scale * y
 
 
 # ---------------------------------------------------------------- building from the config
@@ -134,7 +138,7 @@ def build_group(cfg: ContrastConfig, depth: int) -> ResidualGroup:
         conv: nn.Module = make_conv3x3(cfg.dim, cfg.dim, cfg.edge_conv)
     else:
         conv = nn.Identity()
-    return ResidualGroup(body, conv)
+    return ResidualGroup(body, conv, cfg.group_res_scale)
 
 
 # ---------------------------------------------------------------- the network
