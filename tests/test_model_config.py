@@ -191,3 +191,20 @@ def test_unwrap_state_dict_priority():
     assert list(unwrap_state_dict({"module.w": torch.zeros(1)})) == ["w"]  # DDP prefix
     with pytest.raises(InputError, match="no state dict"):
         unwrap_state_dict({"epoch": 3})
+
+
+def test_group_res_scale_scales_the_group_residual():
+    """DRCT-style scaling: a group returns x + s * conv(body(x)); 1.0 is the plain residual."""
+    from torch import nn
+
+    from contrast_sr.models.contrast import BlockSequence, ResidualGroup
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 5, 6, 4)  # (B, H, W, C)
+    y = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    scaled = ResidualGroup(BlockSequence([]), conv, res_scale=0.2)
+    torch.testing.assert_close(scaled(x), x + 0.2 * y)
+    torch.testing.assert_close(ResidualGroup(BlockSequence([]), conv)(x), x + y)
+    with pytest.raises(ConfigError, match="group_res_scale"):
+        ContrastConfig(group_res_scale=0.0)

@@ -108,7 +108,8 @@ def feature_norms(r: ClaimResults, path: Path) -> None:
             x, [lay["max"] for lay in layers], ls="--", color=line.get_color(), label=f"{label} max"
         )
     ax.set_yscale("log")
-    ax.set_xlabel("body block")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("body block (in order)")
     ax.set_ylabel("L2 norm of the features (per pixel)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
