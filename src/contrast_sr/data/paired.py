@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from contrast_sr.data.degradations import Degradation, degrade
 from contrast_sr.data.degrade import bicubic_lr
 from contrast_sr.errors import UsageError
 from contrast_sr.io import IMAGE_EXTENSIONS, list_images
@@ -63,7 +64,14 @@ class PairedPatches(Dataset):
         rot90: bool = True,
         seed: int = 0,
         cache: bool = False,
+        degradation: Degradation | None = None,
     ) -> None:
+        if degradation is not None and lr_dir is not None:
+            raise UsageError(
+                "config key 'data.train.degradation'",
+                "needs HR-only data (remove data.train.lr_dir)",
+            )
+        self.degradation = degradation
         self.scale, self.patch = scale, patch_size
         self.hflip, self.rot90, self.seed, self.cache = hflip, rot90, seed, cache
         hr_paths = list_images(hr_dir)
@@ -130,6 +138,10 @@ class PairedPatches(Dataset):
         s, p = self.scale, self.patch
         lr_h, lr_w = hr_img.shape[0] // s, hr_img.shape[1] // s
         y, x = int(rng.integers(0, lr_h - p + 1)), int(rng.integers(0, lr_w - p + 1))
+        if self.degradation is not None:
+            hr = _augment(to_tensor(hr_img[y * s : (y + p) * s, x * s : (x + p) * s]), self, rng)
+            lr = degrade(hr, s, self.degradation, np.random.default_rng([self.seed, 2, k]))
+            return lr.contiguous(), hr.contiguous()
         if lr_img is not None:
             lr = to_tensor(lr_img[y : y + p, x : x + p])
             hr = to_tensor(hr_img[y * s : (y + p) * s, x * s : (x + p) * s])
@@ -141,14 +153,32 @@ class PairedPatches(Dataset):
             lr = bicubic_lr(_chw(region), s).float().div_(255.0)
             lr = lr[:, y - y0 : y - y0 + p, x - x0 : x - x0 + p]
             hr = to_tensor(hr_img[y * s : (y + p) * s, x * s : (x + p) * s])
-        flip, vflip, transpose = rng.random(3) < 0.5
-        if self.hflip and flip:
-            lr, hr = lr.flip(-1), hr.flip(-1)
-        if self.rot90 and vflip:
-            lr, hr = lr.flip(-2), hr.flip(-2)
-        if self.rot90 and transpose:
-            lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
+        lr, hr = _augment_pair(lr, hr, self, rng)
         return lr.contiguous(), hr.contiguous()
+
+
+def _flips(ds: PairedPatches, rng: np.random.Generator) -> tuple[bool, bool, bool]:
+    """(horizontal flip, vertical flip, transpose) of a sample, as configured."""
+    flip, vflip, transpose = rng.random(3) < 0.5
+    return bool(ds.hflip and flip), bool(ds.rot90 and vflip), bool(ds.rot90 and transpose)
+
+
+def _apply(t: torch.Tensor, flips: tuple[bool, bool, bool]) -> torch.Tensor:
+    if flips[0]:
+        t = t.flip(-1)
+    if flips[1]:
+        t = t.flip(-2)
+    return t.transpose(-1, -2) if flips[2] else t
+
+
+def _augment_pair(lr, hr, ds: PairedPatches, rng: np.random.Generator):
+    flips = _flips(ds, rng)
+    return _apply(lr, flips), _apply(hr, flips)
+
+
+def _augment(hr: torch.Tensor, ds: PairedPatches, rng: np.random.Generator) -> torch.Tensor:
+    """The HR patch flipped as the sample says (degraded afterwards)."""
+    return _apply(hr, _flips(ds, rng))
 
 
 def _find_lr(lr_dir: Path, tmpl: str, hr_path: Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from contrast_sr.errors import UsageError
+from contrast_sr.errors import ConfigError, UsageError
 from contrast_sr.train.schema import (
     ConfigKeyError,
     build,
@@ -52,6 +52,16 @@ def _increasing(values: list) -> str | None:
     return None if values == sorted(values) else f"must be increasing, got {values!r}"
 
 
+def _degradation(raw: dict) -> str | None:
+    from contrast_sr.data.degradations import parse_degradation
+
+    try:
+        parse_degradation(raw)
+    except ConfigError as exc:
+        return f"{exc.field}: {exc.why}"
+    return None
+
+
 def _some_folder(values: list) -> str | None:
     return None if values else "give one folder or a list of folders (or data.val: null)"
 
@@ -78,6 +88,8 @@ class TrainDataConfig:
     hflip: bool = True
     rot90: bool = True
     cache: bool = False  # keep decoded images in memory (small sets such as T91)
+    # on-the-fly photo degradations instead of bicubic (data/degradations.py; HR-only data)
+    degradation: dict | None = option(None, check=_degradation)
 
 
 @dataclass

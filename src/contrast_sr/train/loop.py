@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from contrast_sr.data.degradations import parse_degradation
 from contrast_sr.data.paired import PairedPatches, TrainSampler, seed_worker
 from contrast_sr.errors import ContrastError, UsageError
 from contrast_sr.train.checkpoint import (
@@ -111,7 +112,16 @@ def train(
     # --- data: sample ids are a pure function of (seed, iteration), so resume is exact
     d = cfg.data.train
     dataset = PairedPatches(
-        d.hr_dir, scale, d.patch_size, d.lr_dir, d.filename_tmpl, d.hflip, d.rot90, t.seed, d.cache
+        d.hr_dir,
+        scale,
+        d.patch_size,
+        d.lr_dir,
+        d.filename_tmpl,
+        d.hflip,
+        d.rot90,
+        t.seed,
+        d.cache,
+        parse_degradation(d.degradation),
     )
     loader = make_loader(dataset, cfg, batch, start, ddp)
 
