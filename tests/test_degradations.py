@@ -3,6 +3,8 @@ function of (seed, sample id), and bit-identical resumed training with degradati
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -158,3 +160,27 @@ def test_training_config_error_names_the_degradation_key(hr_dir, tmp_path):
                 "data": {"train": {"hr_dir": str(hr_dir), "degradation": bad}},
             },
         )
+
+
+def test_degraded_benchmark_is_deterministic_and_harder(data_dir, capsys):
+    from contrast_sr.cli import main
+    from contrast_sr.data.degrade import bicubic_lr, degraded_lr, parse_lr_degradation
+
+    assert parse_lr_degradation("photo") == {"blur": 1.0, "noise": 5.0, "jpeg": 75}
+    assert parse_lr_degradation("noise=3") == {"noise": 3.0}
+    hr = torch.from_numpy(
+        np.array(Image.open(data_dir / "benchmark" / "Set5" / "HR" / "bird.png").convert("RGB"))
+    ).permute(2, 0, 1)[:, :96, :96]
+    settings = parse_lr_degradation("photo")
+    a, b = degraded_lr(hr, 4, settings, "bird.png"), degraded_lr(hr, 4, settings, "bird.png")
+    assert a.dtype == torch.uint8 and a.shape == (3, 24, 24) and torch.equal(a, b)
+    assert not torch.equal(a, bicubic_lr(hr, 4))
+    folder = str(data_dir / "benchmark" / "Set5" / "HR")
+    args = ["eval", "--model", "bicubic", "--data", folder, "--scale", "4", "--json"]
+    assert main([*args, "--limit", "2"]) == 0
+    clean = json.loads(capsys.readouterr().out)["psnr_y"]
+    assert main([*args, "--limit", "2", "--lr-degradation", "photo"]) == 0
+    degraded = json.loads(capsys.readouterr().out)["psnr_y"]
+    assert degraded < clean - 0.3
+    assert main([*args, "--lr-degradation", "blur=x"]) == 2
+    assert "--lr-degradation" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from contrast_sr.data.degrade import bicubic_lr
+from contrast_sr.data.degrade import bicubic_lr, degraded_lr, parse_lr_degradation
 from contrast_sr.errors import ArgumentError, InputError
 from contrast_sr.io import list_images, read_image, split_alpha, to_uint8, write_image
 from contrast_sr.metrics import calculate_psnr_y, calculate_ssim_y
@@ -162,9 +162,12 @@ def evaluate(
     device: torch.device | None = None,
     progress: bool = True,
     limit: int | None = None,
+    lr_degradation: str | None = None,
 ) -> EvalResult:
     """Run the evaluation protocol over every image in ``hr_dir`` (or its first ``limit``
-    images in name order); see the module docstring.
+    images in name order); see the module docstring. ``lr_degradation`` makes the LR of the
+    degraded benchmark instead of plain bicubic (``"photo"``: blur 1.0, bicubic down, noise
+    5/255, JPEG 75; see :func:`~contrast_sr.data.degrade.parse_lr_degradation`).
 
     Raises:
         ArgumentError: bad scale or folders (exit code 2; the CLI names its flags).
@@ -198,6 +201,9 @@ def evaluate(
                 "save_dir",
                 f"{save_dir} is an input folder; choose another one so no input is overwritten",
             )
+    settings = None if lr_degradation is None else parse_lr_degradation(lr_degradation)
+    if settings is not None and lr_dir is not None:
+        raise ArgumentError("lr_degradation", "makes its own LR; do not give an LR folder too")
     device = device or torch.device("cpu")
     result = EvalResult(model=model_name, dataset=_dataset_name(hr_dir), scale=scale)
     with tqdm(
@@ -206,7 +212,7 @@ def evaluate(
         for hr_path in bar:
             bar.set_postfix_str(hr_path.stem, refresh=False)
             result.images.append(
-                _evaluate_image(sr_fn, hr_path, scale, device, lr_dir, lr_files, save_dir)
+                _evaluate_image(sr_fn, hr_path, scale, device, lr_dir, lr_files, save_dir, settings)
             )
     return result
 
@@ -219,6 +225,7 @@ def _evaluate_image(
     lr_dir: Path | None,
     lr_files: dict[str, Path],
     save_dir: Path | None,
+    settings: dict[str, float] | None = None,
 ) -> ImageResult:
     """Steps 1-5 of the protocol for one HR image."""
     hr = _color_uint8(hr_path)
@@ -245,6 +252,8 @@ def _evaluate_image(
                 f"LR is {lr.shape[2]}x{lr.shape[1]}, expected {w // scale}x{h // scale} "
                 f"for x{scale} of {hr_path.name}",
             )
+    elif settings is not None:
+        lr = degraded_lr(hr, scale, settings, hr_path.name)
     else:
         lr = bicubic_lr(hr, scale)
     lr_in = (lr.to(torch.float32) / 255.0)[None].to(device)

@@ -31,6 +31,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--lr", type=Path, default=None, help="folder of prepared LR images (matched by file stem)"
     )
+    parser.add_argument(
+        "--lr-degradation",
+        default=None,
+        metavar="SPEC",
+        help="make a degraded LR instead of plain bicubic: 'photo' (blur 1.0, bicubic down, "
+        "noise 5/255, JPEG 75) or e.g. 'blur=1.0,noise=5,jpeg=75' (deterministic)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--save-dir", type=Path, default=None, help="write the SR images here")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps")
@@ -91,6 +99,8 @@ def run(args) -> int:
         model_name=name,
         device=device,
         progress=not args.no_progress,
+        limit=args.limit,
+        lr_degradation=args.lr_degradation,
     )
     if args.json:
         print(result.table(), file=sys.stderr)
