@@ -30,6 +30,15 @@ _V4 = {
     "depths": [6] * 6,
 }
 _ANY = (2, 3, 4)
+# the bundled models' architecture (default and photo): C 32, 2 groups x (2 SS2D + OCAB)
+_TINY = {
+    "dim": 32,
+    "depths": [2, 2],
+    "num_heads": 4,
+    "window_size": 8,
+    "ffn": "gcffn",
+    "final_norm": False,
+}
 
 VARIANTS: dict[str, dict] = {
     # ---- light models of the research notes (x4 counts pinned in tests) ----
@@ -97,14 +106,13 @@ VARIANTS: dict[str, dict] = {
     # ---- the bundled default model of `contrast-sr upscale` (configs/default_x4.yml) ----
     "contrast_tiny": {
         "summary": "bundled default: C 32, 2 groups of 2 SS2D blocks + OCAB, window 8, GCFFN",
-        "config": {
-            "dim": 32,
-            "depths": [2, 2],
-            "num_heads": 4,
-            "window_size": 8,
-            "ffn": "gcffn",
-            "final_norm": False,
-        },
+        "config": _TINY,
+    },
+    "photo": {
+        "summary": "bundled photo model: contrast_tiny fine-tuned with photo degradations "
+        "(blur, noise, JPEG)",
+        "config": _TINY,
+        "scales": (4,),
     },
     # ---- full-size final models ----
     "contrast_s": {
