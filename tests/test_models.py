@@ -181,7 +181,7 @@ def test_convert_reads_pth_with_params_ema_and_never_overwrites_input(spec_dir, 
     pth = tmp_path / "orig.pth"
     torch.save({"params_ema": state, "params": {}}, pth)
     out = tmp_path / "conv.safetensors"
-    model = convert_checkpoint(pth, out, "baseline", 4)
+    model = convert_checkpoint(pth, out, "baseline", 4).model
     assert torch.equal(
         load_model(out).state_dict()["conv_first.weight"], state["conv_first.weight"]
     )
