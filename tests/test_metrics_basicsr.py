@@ -203,6 +203,7 @@ def test_project_metrics_refuse_layouts_they_would_have_to_guess():
         assert info.value.argument == "img1"
     with pytest.raises(ArgumentError, match="reads as"):
         project_psnr(np.zeros((3, 24, 3)), np.zeros((3, 24, 3)))
+    assert project_psnr(np.zeros((24, 3)), np.ones((24, 3))) == pytest.approx(20 * math.log10(255))
     # the same array measured where its layout is explicit
     assert calculate_psnr(hwc, hwc + 1, 0) == pytest.approx(20 * math.log10(255))
     chw = hwc.transpose(2, 0, 1)

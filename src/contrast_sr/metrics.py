@@ -47,7 +47,7 @@ def _as_chw64(img, name: str = "img") -> np.ndarray:
         img = img.detach().cpu().numpy()
     a = np.asarray(img, dtype=np.float64)
     if a.ndim == 2:
-        a = a[None]
+        return a[None]
     if a.ndim != 3:
         raise ArgumentError(name, f"expected an image (C, H, W) or (H, W), got shape {a.shape}")
     hint = (
