@@ -102,3 +102,33 @@ def test_bad_shapes():
         cross_merge(torch.zeros(1, 4, 2, 10), 3, 3)
     with pytest.raises(ValueError):
         cross_merge_channels_last(torch.zeros(1, 10, 4, 2), 3, 3)
+
+
+@pytest.mark.parametrize("scans", [1, 2])
+def test_vmamba_uni_and_bidirectional_modes(scans):
+    """VMamba's scans=1 (row-major four times) and scans=2 (two forward, two reversed)."""
+    b, c, h, w = 2, 3, 4, 5
+    x = torch.randn(b, c, h, w, dtype=torch.float64)
+    rows = x.reshape(b, c, h * w)
+    order = [rows] * 4 if scans == 1 else [rows, rows, rows.flip(-1), rows.flip(-1)]
+    assert torch.equal(cross_scan(x, scans=scans), torch.stack(order, dim=1))
+    y = torch.randn(b, 4, c, h * w, dtype=torch.float64)
+    merged = cross_merge(y, h, w, scans=scans)
+    # the merge is the scan's adjoint: <scan(x), y> == <x, merge(y)>
+    lhs = (cross_scan(x, scans=scans) * y).sum()
+    assert torch.allclose(lhs, (rows * merged).sum(), rtol=1e-12)
+    five = cross_merge(y.view(b, 4, c, h, w), scans=scans)  # VMamba's (B, K, D, H, W) layout
+    assert torch.equal(five, merged)
+
+
+def test_merge_takes_vmamba_five_dim_layout_and_rejects_bad_modes():
+    from contrast_sr.errors import ArgumentError
+
+    y = torch.randn(1, 4, 2, 3, 5)
+    assert torch.equal(cross_merge(y), cross_merge(y.reshape(1, 4, 2, 15), 3, 5))
+    with pytest.raises(ArgumentError, match="scans"):
+        cross_scan(torch.randn(1, 2, 3, 5), scans=4)
+    with pytest.raises(ArgumentError, match="h and w"):
+        cross_merge(y.reshape(1, 4, 2, 15))
+    with pytest.raises(ArgumentError, match="Triton"):
+        cross_scan(torch.randn(1, 2, 3, 5), impl="triton", scans=2)

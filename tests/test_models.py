@@ -181,7 +181,7 @@ def test_convert_reads_pth_with_params_ema_and_never_overwrites_input(spec_dir, 
     pth = tmp_path / "orig.pth"
     torch.save({"params_ema": state, "params": {}}, pth)
     out = tmp_path / "conv.safetensors"
-    model = convert_checkpoint(pth, out, "baseline", 4)
+    model = convert_checkpoint(pth, out, "baseline", 4).model
     assert torch.equal(
         load_model(out).state_dict()["conv_first.weight"], state["conv_first.weight"]
     )
@@ -405,7 +405,7 @@ def test_ss2d_matches_per_direction_reference():
         rows = slice(k * c, (k + 1) * c)
         y = selective_scan_ref(
             u, delta, -torch.exp(m.A_logs[rows]), bs[:, None], cs[:, None], m.Ds[rows],
-            m.dt_projs_bias[k], delta_softplus=True,
+            delta_bias=m.dt_projs_bias[k], delta_softplus=True,
         )  # fmt: skip
         merged[:, :, order] += y
     expected = m.out_proj(m.out_norm(merged.transpose(1, 2).reshape(b, h, w, c)))

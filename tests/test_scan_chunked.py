@@ -31,8 +31,8 @@ def _ref(u, delta, A, B, C, D, bias, softplus=True):
         B.permute(0, 2, 3, 1),
         C.permute(0, 2, 3, 1),
         D,
-        bias,
-        softplus,
+        delta_bias=bias,
+        delta_softplus=softplus,
     )
     return y.transpose(1, 2)
 

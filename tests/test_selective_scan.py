@@ -171,13 +171,14 @@ def test_mamba_layout_matches_reference():
     u, delta, A, B, C, D, bias = make_inputs(2, 45, 8, 2, 3, True)
     to_cm = dict(u=u.transpose(1, 2), delta=delta.transpose(1, 2))
     Bm, Cm = B.permute(0, 2, 3, 1), C.permute(0, 2, 3, 1)
-    y_ref = selective_scan_ref(to_cm["u"], to_cm["delta"], A, Bm, Cm, D, bias, True)
-    y = selective_scan(to_cm["u"], to_cm["delta"], A, Bm, Cm, D, bias, True)
+    kw = {"delta_bias": bias, "delta_softplus": True}
+    y_ref = selective_scan_ref(to_cm["u"], to_cm["delta"], A, Bm, Cm, D, **kw)
+    y = selective_scan(to_cm["u"], to_cm["delta"], A, Bm, Cm, D, **kw)
     assert y.shape == (2, 8, 45)
     assert (y - y_ref).abs().max() <= 1e-10
     # groups axis may be omitted for one group, as in mamba_ssm
-    y1 = selective_scan(to_cm["u"], to_cm["delta"], A, Bm[:, 0], Cm[:, 0], D, bias, True)
-    y1_ref = selective_scan_ref(to_cm["u"], to_cm["delta"], A, Bm[:, :1], Cm[:, :1], D, bias, True)
+    y1 = selective_scan(to_cm["u"], to_cm["delta"], A, Bm[:, 0], Cm[:, 0], D, **kw)
+    y1_ref = selective_scan_ref(to_cm["u"], to_cm["delta"], A, Bm[:, :1], Cm[:, :1], D, **kw)
     assert (y1 - y1_ref).abs().max() <= 1e-10
 
 

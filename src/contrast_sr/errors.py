@@ -35,8 +35,11 @@ class InputError(ContrastError):
     exit_code = 1
 
 
-class ArgumentError(UsageError):
+class ArgumentError(UsageError, ValueError):
     """A library function got a bad argument; ``argument`` is the parameter's name.
+
+    It is also a ``ValueError``, so callers that catch the builtin (as for any bad argument
+    value in Python) keep working.
 
     Library code speaks of its own parameters (``tile_overlap``); the command line shows the
     matching flag instead (``--tile-overlap``, see :meth:`as_flag`).

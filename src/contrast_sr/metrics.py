@@ -2,6 +2,9 @@
 
 Inputs are images on the 0..255 scale (uint8 tensors or arrays, or floats already quantised), laid
 out ``(C, H, W)`` or ``(H, W)``; ``C`` is 3 (RGB) or 1 (gray). Everything is computed in float64.
+The layout is never guessed: a 3-D image whose first axis is not 1 or 3 (an ``(H, W, C)`` array
+such as OpenCV / BasicSR use), or one that reads both ways (``(3, H, 3)``), raises ArgumentError;
+:mod:`contrast_sr.basicsr` has BasicSR's functions with their ``input_order='HWC'``.
 
 - Y channel: ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1] (BT.601, 16..235).
   A single-channel image is measured on its own channel (no conversion), as MATLAB evaluations do.
@@ -18,6 +21,8 @@ import math
 import numpy as np
 import torch
 
+from contrast_sr.errors import ArgumentError
+
 __all__ = [
     "calculate_psnr",
     "calculate_psnr_y",
@@ -25,6 +30,7 @@ __all__ = [
     "calculate_ssim_y",
     "gaussian_window",
     "rgb_to_y",
+    "ssim_per_channel",
 ]
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -32,33 +38,46 @@ C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
 
 
-def _as_chw64(img) -> np.ndarray:
-    """``(H, W)`` / ``(C, H, W)`` tensor or array -> float64 array ``(C, H, W)``."""
+def _as_chw64(img, name: str = "img") -> np.ndarray:
+    """``(H, W)`` / ``(C, H, W)`` tensor or array -> float64 array ``(C, H, W)``.
+
+    ArgumentError (naming ``name``) for any other shape, for ``C`` not 1 or 3, and for a shape
+    that is also a valid ``(H, W, C)`` (``(3, H, 3)``, ``(1, H, 1)``, ...): never guessed."""
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu().numpy()
     a = np.asarray(img, dtype=np.float64)
     if a.ndim == 2:
-        a = a[None]
+        return a[None]
     if a.ndim != 3:
-        raise ValueError(f"expected an image (C, H, W) or (H, W), got shape {a.shape}")
+        raise ArgumentError(name, f"expected an image (C, H, W) or (H, W), got shape {a.shape}")
+    hint = (
+        "pass (C, H, W) with C = 1 or 3 (an (H, W, C) array: img.transpose(2, 0, 1)), or use "
+        "contrast_sr.basicsr.calculate_psnr / calculate_ssim with input_order='HWC'"
+    )
+    if a.shape[0] not in (1, 3):
+        raise ArgumentError(name, f"shape {a.shape} is not (C, H, W) with C = 1 or 3; {hint}")
+    if a.shape[2] in (1, 3):
+        raise ArgumentError(name, f"shape {a.shape} reads as (C, H, W) and (H, W, C); {hint}")
     return a
 
 
 def _crop(a: np.ndarray, crop_border: int) -> np.ndarray:
     if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+        raise ArgumentError("crop_border", f"must be >= 0, got {crop_border}")
     if crop_border == 0:
         return a
     return a[:, crop_border:-crop_border, crop_border:-crop_border]
 
 
 def _pair(img1, img2, crop_border: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_chw64(img1), _as_chw64(img2)
+    a, b = _as_chw64(img1, "img1"), _as_chw64(img2, "img2")
     if a.shape != b.shape:
-        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+        raise ArgumentError("img2", f"shape {b.shape} differs from img1's {a.shape}")
     a, b = _crop(a, crop_border), _crop(b, crop_border)
     if a.shape[-1] < 1 or a.shape[-2] < 1:
-        raise ValueError(f"nothing left after cropping {crop_border} pixels from each side")
+        raise ArgumentError(
+            "crop_border", f"nothing left after cropping {crop_border} pixels from each side"
+        )
     return a, b
 
 
@@ -71,8 +90,6 @@ def rgb_to_y(img) -> np.ndarray:
     a = _as_chw64(img)
     if a.shape[0] == 1:
         return a
-    if a.shape[0] != 3:
-        raise ValueError(f"rgb_to_y expects 1 or 3 channels, got {a.shape[0]}")
     rgb = a / 255.0
     y = 16.0 + _Y_WEIGHTS[0] * rgb[0] + _Y_WEIGHTS[1] * rgb[1] + _Y_WEIGHTS[2] * rgb[2]
     return y[None]
@@ -89,7 +106,9 @@ def calculate_psnr(img1, img2, crop_border: int = 0) -> float:
 
 def calculate_psnr_y(img1, img2, crop_border: int = 0) -> float:
     """PSNR on the Y channel (gray images: on their own channel)."""
-    return calculate_psnr(rgb_to_y(img1), rgb_to_y(img2), crop_border)
+    return calculate_psnr(
+        rgb_to_y(_as_chw64(img1, "img1")), rgb_to_y(_as_chw64(img2, "img2")), crop_border
+    )
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -127,10 +146,11 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return one_axis(one_axis(x, 1), 2)
 
 
-def _ssim_channels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-channel SSIM of ``(C, H, W)`` float64 images on the 0..255 scale -> ``(C,)``."""
+def ssim_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-channel SSIM of ``(C, H, W)`` float64 images on the 0..255 scale -> ``(C,)``
+    (any C; the mean of each channel's SSIM map over the valid 11x11 windows)."""
     if a.shape[-1] < 11 or a.shape[-2] < 11:
-        raise ValueError(f"SSIM needs at least 11x11 pixels, got {a.shape[-2:]}")
+        raise ArgumentError("img1", f"SSIM needs at least 11x11 pixels, got {a.shape[-2:]}")
     c = a.shape[0]
     stats = _filter_valid(np.concatenate([a, b, a * a, b * b, a * b]), gaussian_window(11, 1.5))
     mu1, mu2, s11, s22, s12 = (stats[i * c : (i + 1) * c] for i in range(5))
@@ -145,9 +165,11 @@ def _ssim_channels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def calculate_ssim(img1, img2, crop_border: int = 0) -> float:
     """SSIM averaged over channels, 0..255 scale, float64."""
     a, b = _pair(img1, img2, crop_border)
-    return float(_ssim_channels(a, b).mean())
+    return float(ssim_per_channel(a, b).mean())
 
 
 def calculate_ssim_y(img1, img2, crop_border: int = 0) -> float:
     """SSIM on the Y channel (gray images: on their own channel)."""
-    return calculate_ssim(rgb_to_y(img1), rgb_to_y(img2), crop_border)
+    return calculate_ssim(
+        rgb_to_y(_as_chw64(img1, "img1")), rgb_to_y(_as_chw64(img2, "img2")), crop_border
+    )

@@ -1,4 +1,4 @@
-"""Import checkpoints of the original Contrast research code (BasicSR) into project checkpoints.
+"""Import checkpoints of the original Contrast research code (BasicSR) and of official HAT.
 
 The project's modules mirror the original state-dict names except a block's ``mixer`` (see
 :func:`~contrast_sr.models.state_dict.rename_original_keys`), so conversion is that one key
@@ -6,13 +6,22 @@ filter plus strict checks: every original key must be used, every model key prov
 shape equal. Derived buffers of the original (relative-position indices, the dynamic-bias
 coordinate table) are not stored by the project; they are checked against the recomputed
 values instead.
+
+Without a variant the architecture comes from the tensors' shapes
+(:func:`~contrast_sr.models.detect.detect_architecture`: a registered variant with exactly
+those shapes, else the detected configuration); ``overrides`` (config fields) apply on top of
+either. Checkpoints are read without running pickled code (``torch.load(weights_only=True)`` or
+safetensors).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,16 +32,18 @@ from contrast_sr.models.blocks.windows import (
     relative_position_index_sa,
 )
 from contrast_sr.models.checkpoint import save_model
-from contrast_sr.models.registry import create_model
-from contrast_sr.models.state_dict import read_state_dict, rename_original_keys
+from contrast_sr.models.contrast import ContrastSR
+from contrast_sr.models.detect import Detected, detect_architecture
+from contrast_sr.models.registry import canonical_name, variant_config
+from contrast_sr.models.state_dict import DERIVED_BUFFERS, read_state_dict, rename_original_keys
 
-# original buffers (not parameters), keyed by the last name component
-DERIVED_BUFFERS = (
-    "relative_position_index_SA",
-    "relative_position_index_OCA",
-    "relative_coords_table",
-    "attn_mask",
-)
+__all__ = [
+    "DERIVED_BUFFERS",
+    "Conversion",
+    "convert_checkpoint",
+    "convert_state_dict",
+    "infer_scale",
+]
 
 
 def infer_scale(state: dict[str, torch.Tensor], in_chans: int = 3) -> int | None:
@@ -89,7 +100,7 @@ def convert_state_dict(
             raise ContrastError(
                 f"weight {key}",
                 f"shape {tuple(value.shape)} does not match the model's {tuple(target[key].shape)} "
-                "(wrong --variant or --scale?)",
+                "(wrong --variant or --scale? omit --variant to detect the architecture)",
             )
         out[key] = value.to(target[key].dtype)
     if unused:
@@ -108,24 +119,59 @@ def convert_state_dict(
     return out
 
 
-def convert_checkpoint(
-    src: str | os.PathLike, dst: str | os.PathLike, variant: str, scale: int | None = None
-) -> torch.nn.Module:
-    """Convert original checkpoint ``src`` into project checkpoint ``dst``; returns the model.
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`convert_checkpoint` built: the ``model`` (its ``variant`` is the registered
+    name, or None for a detected or overridden configuration) and, without a given variant,
+    the ``detected`` architecture (registered matches, assumed fields)."""
 
-    ``scale`` defaults to the one the upsampler weights imply. ArgumentError("dst") if ``dst``
-    is ``src``; ContrastError for weights that do not fit ``variant``.
+    model: ContrastSR
+    detected: Detected | None
+
+
+def _architecture(
+    state: dict[str, torch.Tensor],
+    variant: str | None,
+    scale: int | None,
+    overrides: Mapping[str, Any],
+) -> tuple[ContrastSR, Detected | None]:
+    found = infer_scale(state)
+    if scale is not None and found is not None and found != int(scale):
+        raise ContrastError("checkpoint", f"holds a x{found} upsampler, not x{scale}")
+    if variant is not None:
+        scale = int(scale or found or 4)
+        base = variant_config(variant, scale)
+        name, detected = canonical_name(variant), None
+    else:
+        detected = detect_architecture(state)
+        if scale is not None and int(scale) != detected.scale:
+            raise ContrastError("checkpoint", f"holds a x{detected.scale} model, not x{scale}")
+        base, scale, name = detected.config, detected.scale, detected.variant
+    config = base.replace(**overrides) if overrides else base
+    if config != base:
+        name = None  # no longer the registered variant
+    return ContrastSR(config, scale=scale, variant=name), detected
+
+
+def convert_checkpoint(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    variant: str | None = None,
+    scale: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Conversion:
+    """Convert checkpoint ``src`` (original Contrast or HAT) into project checkpoint ``dst``.
+
+    ``variant`` None detects the architecture from the shapes; ``scale`` defaults to the one the
+    upsampler implies; ``overrides`` are config fields set on top (``{"mean_norm": False}``).
+    ArgumentError("dst") if ``dst`` is ``src``; ConfigError for a bad override; ContrastError
+    for weights that do not fit.
     """
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.resolve() == src.resolve():
         raise ArgumentError("dst", "is the input file; refusing to overwrite it")
     state = read_state_dict(src)
-    found = infer_scale(state)
-    if scale is None:
-        scale = found or 4
-    elif found is not None and found != int(scale):
-        raise ContrastError(f"checkpoint {src}", f"holds a x{found} upsampler, not x{scale}")
-    model = create_model(variant, int(scale))
+    model, detected = _architecture(state, variant, scale, dict(overrides or {}))
     model.load_state_dict(convert_state_dict(state, model), strict=True)
     save_model(model, dst, extra={"converted_from": src.name})
-    return model.eval()
+    return Conversion(model.eval(), detected)

@@ -27,6 +27,14 @@ T = TypeVar("T")
 
 # container keys, in priority order: EMA weights first (ours, BasicSR), then raw weights
 STATE_DICT_KEYS = ("ema", "params_ema", "model", "params", "state_dict")
+# buffers (not parameters) of original / HAT checkpoints that the project recomputes instead of
+# storing, keyed by the last name component
+DERIVED_BUFFERS = (
+    "relative_position_index_SA",
+    "relative_position_index_OCA",
+    "relative_coords_table",
+    "attn_mask",
+)
 
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -15,6 +15,8 @@ from contrast_sr.ops.scan import (
     scan_backend,
     selective_scan,
     selective_scan_channels_last,
+    selective_scan_fn,
+    selective_scan_ref,
 )
 from contrast_sr.ops.ssd import ssd_scan, ssd_scan_ref
 
@@ -30,6 +32,8 @@ __all__ = [
     "scan_backend",
     "selective_scan",
     "selective_scan_channels_last",
+    "selective_scan_fn",
+    "selective_scan_ref",
     "ssd_scan",
     "ssd_scan_ref",
 ]

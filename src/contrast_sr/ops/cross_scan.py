@@ -4,7 +4,9 @@ Direction k visits the h*w tokens (row-major index i*w + j) in the order ``perm_
 0 row-major, 1 column-major, 2 reversed row-major, 3 reversed column-major.
 
 * Channel-major (VMamba layout): :func:`cross_scan` (b, c, h, w) -> (b, 4, c, h*w) and
-  :func:`cross_merge` (b, 4, c, h*w) -> (b, c, h*w).
+  :func:`cross_merge` (b, 4, c, h*w) or (b, 4, c, h, w) -> (b, c, h*w). Their ``scans=``
+  option is VMamba's: 0 the four orders above, 1 unidirectional (row-major four times),
+  2 bidirectional (row-major twice, then reversed row-major twice); 1 and 2 are plain torch.
 * Channels-last (the fast scan's layout): :func:`cross_scan_channels_last`
   (b, h, w, c) -> (b, L, 4, c) where ``y[:, t, k] = x_flat[:, perm_k[t]]``, and
   :func:`cross_merge_channels_last` (b, L, 4, c) -> (b, h, w, c), the sum over k of each
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from contrast_sr.errors import ArgumentError
 from contrast_sr.ops.tracing import is_capturing, is_exporting
 from contrast_sr.ops.triton_select import use_triton
 
@@ -120,10 +123,42 @@ def _merge_cm_traceable(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rows + cols
 
 
-def cross_scan(x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
-    """(b, c, h, w) -> (b, 4, c, h*w): row-major, column-major, and both reversed."""
+SCANS = (0, 1, 2)  # VMamba's scan modes: cross (four orders), unidirectional, bidirectional
+
+
+def _scans(scans: int, impl: str | None) -> int:
+    if scans not in SCANS:
+        raise ArgumentError(
+            "scans", f"must be 0 (cross), 1 (unidirectional) or 2 (bidirectional), not {scans!r}"
+        )
+    if scans and impl == "triton":
+        raise ArgumentError("impl", "the Triton kernels compute the cross orders (scans=0) only")
+    return scans
+
+
+def _scan_uni_bi(x: torch.Tensor, scans: int) -> torch.Tensor:
+    """scans 1 / 2: (b, c, h, w) -> (b, 4, c, h*w), row-major 4x, or 2x forward + 2x reversed."""
+    rows = x.reshape(x.shape[0], x.shape[1], -1)
+    if scans == 1:
+        return torch.stack([rows] * 4, dim=1)
+    back = rows.flip(-1)
+    return torch.stack([rows, rows, back, back], dim=1)
+
+
+def _merge_uni_bi(y: torch.Tensor, scans: int) -> torch.Tensor:
+    """The adjoint of :func:`_scan_uni_bi`: (b, 4, c, L) -> (b, c, L)."""
+    if scans == 1:
+        return y.sum(1)
+    return y[:, 0] + y[:, 1] + (y[:, 2] + y[:, 3]).flip(-1)
+
+
+def cross_scan(x: torch.Tensor, impl: str | None = None, *, scans: int = 0) -> torch.Tensor:
+    """(b, c, h, w) -> (b, 4, c, h*w): row-major, column-major, and both reversed
+    (``scans=1``: row-major four times; ``scans=2``: row-major twice, reversed twice)."""
     if x.dim() != 4:
         raise ValueError(f"cross_scan expects (b, c, h, w), got {tuple(x.shape)}")
+    if _scans(scans, impl):
+        return _scan_uni_bi(x, scans)
     if is_exporting():
         return _scan_cm_traceable(x)
     if use_triton(x, impl):
@@ -133,10 +168,27 @@ def cross_scan(x: torch.Tensor, impl: str | None = None) -> torch.Tensor:
     return _CrossScan.apply(x)
 
 
-def cross_merge(y: torch.Tensor, h: int, w: int, impl: str | None = None) -> torch.Tensor:
-    """(b, 4, c, h*w) -> (b, c, h*w): undo each direction's order and sum the four."""
+def cross_merge(
+    y: torch.Tensor,
+    h: int | None = None,
+    w: int | None = None,
+    impl: str | None = None,
+    *,
+    scans: int = 0,
+) -> torch.Tensor:
+    """(b, 4, c, h*w) -> (b, c, h*w): undo each direction's order and sum the four.
+
+    ``y`` may also be VMamba's (b, 4, c, h, w), which gives h and w; ``scans`` as in
+    :func:`cross_scan`."""
+    if y.dim() == 5:
+        h, w = (y.shape[3], y.shape[4]) if h is None and w is None else (h, w)
+        y = y.reshape(*y.shape[:3], -1)
+    if h is None or w is None:
+        raise ArgumentError("h", "h and w are needed for a (b, 4, c, h*w) input")
     if y.dim() != 4 or y.shape[1] != 4 or y.shape[3] != h * w:
         raise ValueError(f"cross_merge expects (b, 4, c, {h}*{w}), got {tuple(y.shape)}")
+    if _scans(scans, impl):
+        return _merge_uni_bi(y, scans)
     if is_exporting():
         return _merge_cm_traceable(y, h, w)
     if use_triton(y, impl):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrast_sr.ops.scan.checks import compute_dtype
+from contrast_sr.ops.scan.checks import check_scan_args, compute_dtype
 from contrast_sr.ops.segsum import segsum
 from contrast_sr.ops.tracing import is_exporting
 
@@ -118,5 +118,8 @@ def selective_scan_channels_last_chunked(
     delta_softplus: bool = False,
 ) -> torch.Tensor:
     """The "chunked" backend: :func:`selective_scan_chunked` with its default chunk (shapes and
-    result as there; no shape checks, which would only add warnings to traced graphs)."""
+    result as there). Arguments are checked like every backend's when called eagerly; inside a
+    traced / exported graph the checks are skipped (they would only add warnings there)."""
+    if not is_exporting():
+        check_scan_args(u, delta, A, B, C, D, delta_bias)
     return selective_scan_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)

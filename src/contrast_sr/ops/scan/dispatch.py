@@ -25,8 +25,16 @@ from dataclasses import dataclass
 
 import torch
 
+from contrast_sr.errors import ArgumentError
 from contrast_sr.ops.scan.blocked import scan_torch_channels_last
+from contrast_sr.ops.scan.checks import check_real
 from contrast_sr.ops.scan.chunked import selective_scan_channels_last_chunked
+from contrast_sr.ops.scan.layout import (
+    bc_pair_channels_last,
+    channels_last,
+    check_bc,
+    check_mamba_layout,
+)
 from contrast_sr.ops.scan.reference import scan_reference_channels_last
 from contrast_sr.ops.tracing import is_exporting
 
@@ -119,9 +127,8 @@ def list_scan_backends() -> list[str]:
 
 def _known(name: str) -> str:
     if name not in _BACKENDS:
-        raise ValueError(
-            f"unknown scan backend {name!r} (known: {', '.join(list_scan_backends())})"
-        )
+        known = ", ".join(list_scan_backends())
+        raise ArgumentError("backend", f"unknown scan backend {name!r} (known: {known})")
     return name
 
 
@@ -181,23 +188,31 @@ def selective_scan(
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
+    *,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
     backend: str | None = None,
 ) -> torch.Tensor:
-    """mamba_ssm's ``selective_scan_fn`` layout: u, delta (b, dim, L); A (dim, N);
-    B, C (b, groups, N, L) (or (b, N, L) for one group); D, delta_bias (dim,).
-    Returns y (b, dim, L) in u's dtype. Runs the channels-last kernel on transposed copies."""
-    if B.dim() == 3:
-        B = B.unsqueeze(1)
-    if C.dim() == 3:
-        C = C.unsqueeze(1)
+    """The project's scan in mamba_ssm's layout: u, delta (b, dim, L); A (dim, N) real;
+    B, C constant (dim, N) or variable (b, N, L) / (b, groups, N, L); D, delta_bias (dim,).
+    Returns y (b, dim, L) in u's dtype. Runs the channels-last backends on transposed copies.
+
+    Everything after D is keyword-only: mamba_ssm's ``selective_scan_fn`` takes ``z`` there, so
+    a positional call written for it fails here instead of binding ``z`` to ``delta_bias``
+    (:func:`contrast_sr.ops.selective_scan_fn` is the mamba-compatible function). Complex
+    tensors raise ArgumentError (this API is real-valued; ``selective_scan_fn`` takes complex A).
+    """
+    check_real(u=u, delta=delta, A=A, B=B, C=C, D=D, delta_bias=delta_bias)
+    batch, dim, L, N = check_mamba_layout(u, delta, A)
+    check_bc(B, "B", batch, dim, N, L)
+    check_bc(C, "C", batch, dim, N, L)
+    B_cl, C_cl = bc_pair_channels_last(B, C, batch, L, torch.promote_types(B.dtype, C.dtype))
     y = selective_scan_channels_last(
-        u.transpose(1, 2).contiguous(),
-        delta.transpose(1, 2).contiguous(),
+        channels_last(u, u.dtype),
+        channels_last(delta, delta.dtype),
         A,
-        B.permute(0, 3, 1, 2).contiguous(),
-        C.permute(0, 3, 1, 2).contiguous(),
+        B_cl,
+        C_cl,
         D,
         delta_bias,
         delta_softplus,
