@@ -196,6 +196,16 @@ def test_no_route_reads_a_path_and_the_work_folder_goes_at_shutdown():
     assert not root.exists()
 
 
+def test_other_sites_pages_cannot_start_or_cancel_jobs(make_client):
+    client = make_client()
+    evil = {"origin": "http://evil.example"}
+    response = client.post("/api/jobs", params={"name": "a.png"}, content=b"x", headers=evil)
+    assert response.status_code == 403 and client.get("/api/jobs").json()["jobs"] == []
+    same = {"origin": "http://testserver"}
+    response = client.post("/api/jobs", params={"name": "a.png"}, content=b"x", headers=same)
+    assert response.status_code == 201
+
+
 def test_only_this_machines_host_names_are_answered(make_client):
     client = make_client(ServeOptions(device="cpu", allowed_hosts=("127.0.0.1", "localhost")))
     assert client.get("/api/config", headers={"host": "evil.example"}).status_code == 400

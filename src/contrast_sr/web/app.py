@@ -14,9 +14,11 @@
 =========================================  ===========================================
 
 No route takes a file path: jobs are named by random ids, and files exist only in the private
-work folder (:mod:`.store`). Uploads are streamed to disk and refused past
-``max_upload_bytes`` before anything is decoded; handlers only read job state, so they answer
-while the worker thread runs a job. Errors are ``{"error": "<one line>"}``.
+work folder (:mod:`.store`). Changes (upload, cancel, delete) from another site's page are
+refused (``Origin``); ``ServeOptions.allowed_hosts`` limits the ``Host`` names answered.
+Uploads are streamed to disk and refused past ``max_upload_bytes`` before anything is decoded;
+handlers only read job state, so they answer while the worker thread runs a job. Errors are
+``{"error": "<one line>"}``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from importlib import resources
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -71,6 +74,14 @@ def _job(request: Request) -> Job:
         raise HTTPException(404, "no such job (it may have been removed)") from None
 
 
+def _check_origin(request: Request) -> None:
+    """Refuse changes asked by another web site's page (a cross-site form or fetch): browsers
+    name the page's origin on such requests, and it must be this server."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, f"requests from {origin} are not accepted")
+
+
 def _static(name: str):
     async def endpoint(request: Request) -> Response:
         body = resources.files("contrast_sr.web").joinpath("static", name).read_bytes()
@@ -90,6 +101,7 @@ async def list_jobs(request: Request) -> JSONResponse:
 
 
 async def upload(request: Request) -> JSONResponse:
+    _check_origin(request)
     service = _service(request)
     params = request.query_params
     settings = parse_settings(params, service.catalog, service.options)
@@ -123,6 +135,7 @@ async def upload(request: Request) -> JSONResponse:
 async def job_state(request: Request) -> Response:
     job, queue = _job(request), _service(request).queue
     if request.method == "DELETE":
+        _check_origin(request)
         with contextlib.suppress(KeyError):
             queue.remove(job.id)
         return Response(status_code=204)
@@ -130,6 +143,7 @@ async def job_state(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> JSONResponse:
+    _check_origin(request)
     job, queue = _job(request), _service(request).queue
     with contextlib.suppress(KeyError):
         queue.cancel(job.id)

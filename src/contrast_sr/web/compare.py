@@ -75,7 +75,7 @@ def bicubic_crop(source: np.ndarray, box: Box, scale: int) -> np.ndarray:
     h, w = source.shape[:2]
     top, left = max(box.y - _MARGIN, 0), max(box.x - _MARGIN, 0)
     bottom, right = min(box.y + box.size + _MARGIN, h), min(box.x + box.size + _MARGIN, w)
-    patch = torch.from_numpy(np.ascontiguousarray(source[top:bottom, left:right]))
+    patch = torch.from_numpy(np.array(source[top:bottom, left:right]))  # a writable copy
     x = patch.permute(2, 0, 1).float() / 255.0
     y = imresize(x, scale=scale).clamp_(0, 1)
     oy, ox = (box.y - top) * scale, (box.x - left) * scale

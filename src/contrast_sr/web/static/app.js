@@ -28,7 +28,8 @@ function formatBytes(n) {
 }
 
 function formatSeconds(s) {
-  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 60) return `${Math.round(s)} s`;
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
@@ -108,11 +109,11 @@ async function uploadAll(files) {
         body: file,
       });
       render(job);
+      poll(); // follow the first jobs while the rest upload
     } catch (err) {
       localError(file.name, err.message);
     }
   }
-  poll();
 }
 
 // A card for a file the server never took (too large, refused settings, no server).
@@ -130,7 +131,7 @@ function card(job) {
     $(".name", el).textContent = job.name;
     $(".cancel", el).addEventListener("click", () => cancelJob(job.id));
     $(".remove", el).addEventListener("click", () => removeJob(job.id));
-    $("#jobs").prepend(el);
+    $("#jobs").append(el); // in upload order: the order the queue runs them
     entry = { el, job, compare: null };
     state.cards.set(job.id, entry);
   }
