@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # starlette >= 1.10 asks for httpx2; httpx work
 from contrast_sr.ops.imresize import imresize
 from contrast_sr.web.app import create_app
 from contrast_sr.web.catalog import ModelCatalog, ModelChoice
-from contrast_sr.web.settings import ServeOptions
+from contrast_sr.web.settings import ServeOptions, upscaler_has_memory_budget
 
 from ._serve_helpers import GatedSR, image_bytes, wait_for
 from ._tiny_models import TinySR
@@ -140,6 +140,15 @@ def test_too_many_pixels_is_refused_by_the_bomb_guard(make_client):
 def test_bad_settings_are_refused_naming_the_setting(make_client, params, starts):
     response = _post(make_client(), image_bytes(), **params)
     assert response.status_code == 400 and response.json()["error"].startswith(starts)
+
+
+def test_memory_budget_is_passed_on_or_refused_clearly(make_client):
+    response = _post(make_client(), image_bytes(), max_memory="1G")
+    if upscaler_has_memory_budget():  # the memory-bounded Upscaler
+        assert response.status_code == 201 and response.json()["settings"]["max_memory"] == "1G"
+    else:
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("max memory: ")
 
 
 def test_cancel_stops_queued_and_running_jobs_and_the_page_stays_responsive(make_client):

@@ -1,17 +1,18 @@
 """The server's private work folder: one sub-folder per job, removed with the job.
 
 Nothing outside it is ever read or written for the page. It is made with ``mkdtemp`` (mode
-0700, readable by this user only) and deleted when the server stops. A job's folder holds the
-upload (deleted once decoded), the result in the input's format, the input and the result as
-8-bit arrays for the comparison crops (``.npy``, memory-mapped when read), and a thumbnail.
+0700, readable by this user only) and deleted when the server stops (or, failing that, when
+the interpreter exits). A job's folder holds the upload (deleted once decoded), the result in
+the input's format, the input and the result as 8-bit arrays for the comparison crops
+(``.npy``, memory-mapped when read), and a thumbnail.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,11 +25,10 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 class Store:
     """Files of the jobs under one private temporary folder."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        if root is None:
-            root = tempfile.mkdtemp(prefix="contrast-sr-serve-")
-        self.root = Path(root)
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="contrast-sr-serve-"))
+        # also at interpreter exit, should the server not be shut down properly
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
 
     def folder(self, job_id: str, create: bool = True) -> Path:
         """The job's folder; ``job_id`` must be a job id, never a path."""
@@ -76,8 +76,7 @@ class Store:
             shutil.rmtree(self.root / job_id, ignore_errors=True)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(self.root)
+        self._finalizer()
 
 
 def _unique(name: str, seen: set[str]) -> str:
