@@ -10,6 +10,7 @@ const state = {
   config: null,
   client: tabId(),
   cards: new Map(), // job id -> {el, job}
+  removed: new Set(), // ids removed here: a poll answered before the removal must not bring them back
   polling: false,
 };
 
@@ -159,6 +160,7 @@ function statusText(job) {
 }
 
 function render(job) {
+  if (state.removed.has(job.id)) return;
   const entry = card(job);
   const { el } = entry;
   entry.job = job;
@@ -199,6 +201,7 @@ async function removeJob(id) {
       if (!/no such job/.test(err.message)) return showMessage(err.message);
     }
   }
+  state.removed.add(id);
   entry.el.remove();
   state.cards.delete(id);
   updateZip();
