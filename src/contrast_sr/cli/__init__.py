@@ -24,6 +24,7 @@ from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 # Order = order in `contrast-sr --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "upscale",
+    "serve",
     "eval",
     "train",
     "models",
