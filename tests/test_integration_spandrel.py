@@ -13,8 +13,9 @@ spandrel = import_spandrel()
 
 from contrast_sr.errors import ContrastError  # noqa: E402
 from contrast_sr.integrations import spandrel as contrast_spandrel  # noqa: E402
-from contrast_sr.models import VARIANTS, create_model, save_model  # noqa: E402
+from contrast_sr.models import VARIANTS, create_model, load_model, save_model  # noqa: E402
 from contrast_sr.ops import scan_backend  # noqa: E402
+from contrast_sr.weights import bundled_weights  # noqa: E402
 
 REGISTERED_BY_IMPORT = contrast_spandrel.ARCH_ID in spandrel.MAIN_REGISTRY
 
@@ -69,6 +70,17 @@ def test_project_checkpoint_loads_with_model_loader(tmp_path):
     assert bf16.dtype == torch.bfloat16 and (bf16.float() - expected).abs().max() < 0.05
     with pytest.raises(spandrel.UnsupportedDtypeError):
         desc.half()
+
+
+def test_bundled_default_model_loads_as_itself():
+    path = bundled_weights("contrast_tiny", 4)  # trained; an older file: mixers named mamba.
+    contrast_spandrel.register()
+    desc = spandrel.ModelLoader().load_from_file(path)
+    model = load_model(path)
+    assert desc.model.variant == "contrast_tiny" and desc.model.config == model.config
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.equal(desc(x), model(x).clamp(0, 1))
 
 
 def _original_names(model: torch.nn.Module) -> dict[str, torch.Tensor]:
