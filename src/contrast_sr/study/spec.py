@@ -10,7 +10,7 @@ count the others match, what to measure and the checks that decide the verdict::
     arms:
       no_bias:  {cpu: {base: study}, paper: {name: baseline_no_pe}}
       table:    {cpu: {base: study, ocab_bias: table, match_params: mlp_ratio}, paper: ...}
-    measure: [speed]                # speed | lam | features | attention (curves always)
+    measure: []                     # lam | features | attention (speed, curves: always)
     checks:
       - {test: better, metric: psnr_early, arm: table, than: no_bias, says: "..."}
 
@@ -31,7 +31,7 @@ import yaml
 
 from contrast_sr.errors import ArgumentError, ConfigError
 
-MEASURES = ("speed", "lam", "features", "attention")
+MEASURES = ("lam", "features", "attention")  # speed and the curves: always
 TESTS = (
     "better",
     "not_worse",
