@@ -29,6 +29,12 @@ class UsageError(ContrastError):
     exit_code = 2
 
 
+class Interrupted(ContrastError):
+    """The user stopped the run (Ctrl-C); ``why`` says what is done and how to go on."""
+
+    exit_code = 130
+
+
 class InputError(ContrastError):
     """An input file that cannot be used: missing, unreadable, too large, wrong kind."""
 
