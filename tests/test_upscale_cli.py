@@ -306,3 +306,25 @@ def test_plan_file_vs_folder_output(tmp_path):
     _save(other / "a.png")
     with pytest.raises(Exception, match="both"):
         plan_jobs([str(src), str(other / "a.png")], str(tmp_path / "o"))
+
+
+def test_a_single_large_image_shows_tiles_done_of_total(tmp_path, monkeypatch):
+    """Default flags, one image too large for the budget: a tile bar on stderr (a terminal)
+    that counts tiles done of the total."""
+    import io
+
+    from contrast_sr.infer.memory import MemoryCost
+    from contrast_sr.infer.upscaler import Upscaler
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(Upscaler, "memory_cost", lambda self: MemoryCost(0, 1000))
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    src = _save(tmp_path / "big.png", size=(300, 300))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o"), "--max-memory", "40M"]) == 0
+    shown = term.getvalue()
+    total = shown.split("0/", 1)[1].split(" ")[0] if "0/" in shown else ""
+    assert "big.png tiles" in shown and total.isdigit() and int(total) > 1

@@ -76,11 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _tile_bar(name: list[str]):
-    """``progress(total)`` for the upscaler: a tiles-done / total bar for the current image."""
+    """``progress(total)`` for the upscaler: a tiles-done / total bar for the current image
+    (``name[0]``) on stderr, when it is a terminal."""
     from tqdm import tqdm
 
     def progress(total: int):
-        bar = tqdm(total=total, desc=f"{name[0]} tiles", unit="tile", leave=False, file=sys.stderr)
+        desc = f"{name[0]} tiles"
+        bar = tqdm(total=total, desc=desc, unit="tile", leave=False, file=sys.stderr, disable=None)
 
         def tick() -> None:
             bar.update()

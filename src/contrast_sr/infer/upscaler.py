@@ -134,25 +134,26 @@ class Upscaler:
         """Bytes one forward may use now (``max_memory`` or the default share)."""
         return memory_budget(self.device, self.max_memory)
 
-    def plan(self, height: int, width: int) -> tuple[int, int] | None:
-        """The (tile_h, tile_w) for a ``height`` x ``width`` image, or None (one forward)."""
+    def plan(self, height: int, width: int, batch: int = 1) -> tuple[int, int] | None:
+        """The (tile_h, tile_w) for ``batch`` images of ``height`` x ``width`` (they go through
+        the model together), or None: one forward."""
         if self.tile is None:
             return None
         if isinstance(self.tile, int):
             return None if max(height, width) <= self.tile else (self.tile, self.tile)
-        if height * width <= UNMEASURED_PIXELS:
+        if batch * height * width <= UNMEASURED_PIXELS:
             return None
         cost, budget = self.memory_cost(), self.budget()
-        if cost.peak(height * width) <= budget:
+        if cost.peak(batch * height * width) <= budget:
             return None
-        tile = plan_tiles(height, width, cost.max_pixels(budget), self.tile_overlap)
-        if tile is not None and cost.peak(tile[0] * tile[1]) > budget:
+        tile = plan_tiles(height, width, cost.max_pixels(budget) // batch, self.tile_overlap)
+        need = cost.peak(batch * tile[0] * tile[1]) if tile is not None else 0.0
+        if need > budget:
             raise ContrastError(
                 "out of memory",
                 f"a memory budget of {budget / 2**20:.0f} MB is too small for this model on "
                 f"{self.device}: even {tile[0]}x{tile[1]} tiles need about "
-                f"{cost.peak(tile[0] * tile[1]) / 2**20:.0f} MB (raise max_memory or lower the "
-                "tile overlap)",
+                f"{need / 2**20:.0f} MB (raise max_memory or lower the tile overlap)",
             )
         return tile
 
@@ -191,7 +192,7 @@ class Upscaler:
 
     def _rgb_with_retry(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        tile = self.plan(h, w)
+        tile = self.plan(h, w, x.shape[0])
         while True:
             try:
                 out = self._rgb(x, tile)
