@@ -211,8 +211,8 @@ def measure_cost(
 
     ``forward`` takes a (1, ``channels``, s, s) CPU tensor (it moves it to its device). The
     per-pixel cost is the larger of the probes' slope and the larger probe's average, so the
-    fit errs on the high side (measured: 4.7 KB/pixel predicted vs 3.0 KB/pixel real for the
-    default model at 640x480).
+    fit errs on the high side (default model: 4.7 to 6.0 KB/pixel predicted, depending on the
+    allocator's state, vs 3.0 KB/pixel measured for a 640x480 forward).
     """
     small, large = probe_sizes
     peaks = []

@@ -5,7 +5,7 @@
 covers the image with the fewest pixels through the model: it tries every number of tile rows,
 takes the fewest columns that fit, and shrinks the tiles to the smallest size that still covers
 the image with the overlap (rounded up to a multiple of 16, the window of the Contrast models).
-A 1000x750 image with room for 233k pixels gets 2 x 2 tiles of 391x516 (8% extra work) instead
+A 1000x750 image with room for 233k pixels gets 2 x 2 tiles of 400x528 (13% extra work) instead
 of 3 x 2 squares of 480 (84% extra).
 """
 

@@ -232,5 +232,6 @@ class Upscaler:
         if self.scale != self.model_scale:  # e.g. x2 with an x4 model: resize its output
             size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
             out = F.interpolate(out, size=size, mode="bicubic", align_corners=False, antialias=True)
-        out = out.clamp_(0.0, 1.0)
+        for r in range(0, out.shape[-2], 256):  # in bands: Ctrl-C acts between them
+            out[..., r : r + 256, :].clamp_(0.0, 1.0)
         return out.squeeze(0) if squeeze else out
