@@ -39,9 +39,12 @@ def test_python_dash_m_matches_console_script():
     assert out.returncode == 0 and __version__ in out.stdout
 
 
-def test_models_says_which_variants_have_weights(capsys):
+def test_models_says_which_variants_have_weights(capsys, monkeypatch):
     import json
 
+    from contrast_sr.models import registry
+
+    monkeypatch.setattr(registry, "list_models", lambda: ["contrast_tiny", "contrast_light"])
     assert main(["models", "--json"]) == 0
     weights = {m["name"]: m["weights"] for m in json.loads(capsys.readouterr().out)["models"]}
     assert weights["contrast_tiny"] == [4] and weights["contrast_light"] == []
