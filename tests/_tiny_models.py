@@ -44,16 +44,26 @@ class TinyChannelAttentionSR(TinySR):
         self.cab = CAB(dim=30, compress_ratio=3, squeeze_factor=30)
 
 
-class OOMAbove(TinySR):
-    """Raises CUDA's out-of-memory error for inputs larger than ``limit`` pixels per side."""
+# What torch's CPU allocator raises when malloc fails (a plain RuntimeError, no special type).
+CPU_OOM = (
+    "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 5368709120 bytes. Error code 12 (Cannot allocate memory)"
+)
 
-    def __init__(self, limit: int, scale: int = 2) -> None:
+
+class OOMAbove(TinySR):
+    """Raises an out-of-memory error for inputs larger than ``limit`` pixels per side: CUDA's
+    type by default, or the CPU allocator's plain RuntimeError (``cpu=True``)."""
+
+    def __init__(self, limit: int, scale: int = 2, cpu: bool = False) -> None:
         super().__init__(scale)
-        self.limit = limit
+        self.limit, self.cpu = limit, cpu
         self.calls: list[tuple[int, int]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls.append(tuple(x.shape[-2:]))
         if max(x.shape[-2:]) > self.limit:
+            if self.cpu:
+                raise RuntimeError(CPU_OOM)
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return super().forward(x)

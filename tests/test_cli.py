@@ -37,3 +37,34 @@ def test_python_dash_m_matches_console_script():
         env=cli_env(),
     )
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_models_says_which_variants_have_weights(capsys, monkeypatch):
+    import json
+
+    from contrast_sr.models import registry
+
+    monkeypatch.setattr(registry, "list_models", lambda: ["contrast_tiny", "contrast_light"])
+    assert main(["models", "--json"]) == 0
+    weights = {m["name"]: m["weights"] for m in json.loads(capsys.readouterr().out)["models"]}
+    assert weights["contrast_tiny"] == [4] and weights["contrast_light"] == []
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "weights" in lines[0].split()
+    assert any(line.split()[:3] == ["contrast_tiny", "107,792", "x4"] for line in lines)
+
+
+def test_missing_weights_error_reads_as_one_sentence(tmp_path, capsys):
+    """The docs' `features --model contrast_light` without --random-init: what is missing,
+    what ships, what to do."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    argv = ["features", "--model", "contrast_light", "--image", str(tmp_path / "a.png")]
+    assert main([*argv, "-o", str(tmp_path / "f.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "error: model 'contrast_light' has no bundled weights for x4: weights ship only for "
+        "contrast_tiny x4; pass a checkpoint path, or --random-init"
+    )

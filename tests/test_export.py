@@ -12,6 +12,11 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip 
 pytest.importorskip("onnx", reason="onnx not installed (pip install .[onnx])")
 
 from contrast_sr.export.onnx import export_onnx  # noqa: E402
+from contrast_sr.models.blocks.windows import (  # noqa: E402
+    pad_reflect,
+    shift_mask,
+    window_partition,
+)
 from contrast_sr.ops import scan_backend  # noqa: E402
 
 # torch.jit.trace is deprecated, and it warns at every Python-level shape check it folds
@@ -134,16 +139,94 @@ def test_traced_cross_scan_and_merge_match_eager(h, w):
     assert torch.equal(block_diagonal(weights), torch.block_diag(*weights.transpose(1, 2)))
 
 
-@pytest.mark.parametrize("name", ["mamba", "contrast_light"])
-def test_onnx_export_light_architecture_shallow(tmp_path, name):
-    """Real SS2D (+ OCAB) blocks of a registered light variant, one group of two blocks."""
+def _small_variant(name):
+    """The registered variant: bundled weights where it has them, else a small random one."""
     from contrast_sr.models import create_model
+    from contrast_sr.weights import bundled_weights
 
+    if bundled_weights(name, 4).is_file():
+        from contrast_sr.models import load_model
+
+        return load_model(bundled_weights(name, 4)).eval()
     torch.manual_seed(0)
-    model = create_model(name, depths=[2]).eval()
-    report = export_onnx(model, tmp_path / "m.onnx", size=12)
-    assert report.dynamic and report.max_abs_err <= 1e-4
-    assert _roundtrip(model, tmp_path / "m.onnx", 10, 19) <= 1e-4
+    return create_model(name, depths=[2]).eval()  # one group: windows, shifts, OCAB, SS2D
+
+
+@TRACE_WARNINGS
+@pytest.mark.parametrize("name", ["contrast_tiny", "contrast_light", "hat_light", "mamba"])
+def test_onnx_one_dynamic_graph_serves_every_size(tmp_path, name):
+    """Window padding, partition, shift mask and OCAB's unfold trace with dynamic H/W: one graph
+    (traced at 32x32) matches PyTorch at 40x56, 33x17 and sizes below one window."""
+    model = _small_variant(name)
+    path = tmp_path / "m.onnx"
+    report = export_onnx(model, path, size=32)
+    assert report.dynamic and report.checked_sizes == [[32, 32], [40, 56], [33, 17]]
+    assert report.max_abs_err <= 1e-4
+    for h, w in [(40, 56), (33, 17), (5, 3)]:
+        assert _roundtrip(model, path, h, w) <= 1e-4
+
+
+class _BakedShape(torch.nn.Module):
+    """Reshapes to the traced size: its graph cannot serve another size."""
+
+    scale = 1
+
+    def forward(self, x):
+        h, w = int(x.shape[-2]), int(x.shape[-1])  # Python ints: constants in the graph
+        return x.reshape(1, 3, h * w).reshape(1, 3, h, w) * 2
+
+
+@TRACE_WARNINGS
+def test_onnx_graph_that_is_not_dynamic_is_an_error_unless_static(tmp_path, capfd):
+    from contrast_sr.export.onnx import NotDynamicError
+
+    with pytest.raises(NotDynamicError, match="not dynamic: at 40x56"):
+        export_onnx(_BakedShape(), tmp_path / "a.onnx", size=8)
+    assert not (tmp_path / "a.onnx").exists()
+    assert "ExecuteKernel" not in capfd.readouterr().err  # onnxruntime's own log stays quiet
+    report = export_onnx(_BakedShape(), tmp_path / "a.onnx", size=8, dynamic=False)
+    assert not report.dynamic and (tmp_path / "a.onnx").is_file()
+
+
+@TRACE_WARNINGS
+def test_export_command_exits_1_without_static(tmp_path, capsys, monkeypatch):
+    from contrast_sr.cli import analysis_args, main
+
+    monkeypatch.setattr(analysis_args, "model_from_arg", lambda *a: _BakedShape())
+    argv = ["export", "--model", "baked", "--format", "onnx", "--size", "8"]
+    assert main([*argv, "-o", str(tmp_path / "a.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not dynamic" in err[0] and "--static" in err[0]
+    assert not (tmp_path / "a.onnx").exists()
+    assert main([*argv, "-o", str(tmp_path / "a.onnx"), "--static", "--json"]) == 0
+    assert '"dynamic": false' in capsys.readouterr().out
+
+
+def _shift_mask_slices(h, w, ws, shift):
+    """Swin's original slice-based region mask, the reference for the arange-based one."""
+    img = torch.zeros(1, h, w, 1)
+    cnt = 0
+    for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+        for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+            img[:, hs, wsl, :] = cnt
+            cnt += 1
+    mw = window_partition(img, ws).squeeze(-1)[0]
+    diff = mw[:, None, :] - mw[:, :, None]
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
+
+
+@pytest.mark.parametrize(("h", "w", "ws", "shift"), [(8, 8, 4, 2), (16, 24, 8, 4), (8, 16, 8, 3)])
+def test_shift_mask_equals_swin_slices(h, w, ws, shift):
+    assert torch.equal(shift_mask(h, w, ws, shift), _shift_mask_slices(h, w, ws, shift))
+
+
+def test_traceable_reflect_padding_equals_the_eager_loop():
+    from contrast_sr.models.blocks.windows import _pad_reflect_gather
+
+    for h, w in [(1, 1), (1, 7), (2, 9), (3, 16), (5, 17), (16, 16), (33, 2)]:
+        x = torch.rand(1, 2, h, w)
+        assert torch.equal(_pad_reflect_gather(x, 16), pad_reflect(x, 16)), (h, w)
+        assert pad_reflect(x, 16).shape[-2:] == (-(-h // 16) * 16, -(-w // 16) * 16)
 
 
 @pytest.mark.slow

@@ -291,7 +291,7 @@ def test_resume_in_process_equals_uninterrupted(pairs, tmp_path):
 
 def test_refuses_to_overwrite_a_run(pairs, tmp_path):
     run_in_process(pairs, tmp_path / "a", ["train.iters=4"])
-    with pytest.raises(UsageError, match="already holds a run"):
+    with pytest.raises(UsageError, match=r"iteration 4.*use --resume to continue it"):
         run_in_process(pairs, tmp_path / "a", ["train.iters=4"])
 
 
@@ -355,14 +355,18 @@ def test_pretrained_init_skips_mismatched_upsampler(pairs, tmp_path, capsys):
         build_model(cfg.model)
 
 
-def test_plot_two_runs(pairs, tmp_path):
+def test_plot_two_runs(pairs, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     run_in_process(pairs, tmp_path / "a", ["train.iters=8"])
     run_in_process(pairs, tmp_path / "b", ["train.iters=8", "train.lr=1e-4"])
+    capsys.readouterr()
     assert (
         main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "f.png")]) == 0
     )
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip() == (
+        f"wrote {tmp_path / 'f.png'}: training loss and validation PSNR of 2 run(s)"
+    )
     assert main(["plot", str(tmp_path / "nope"), "-o", str(tmp_path / "g.png")]) == 1
 
 

@@ -48,9 +48,24 @@ def test_tiling_seams_with_the_default_model(butterfly_crop):
     """32 px of overlap: tiled vs untiled >= 45 dB on a real image (SS2D sees the whole tile)."""
     model = default_model(4)
     torch.manual_seed(0)
-    full = Upscaler(model, device="cpu")(butterfly_crop)
+    full = Upscaler(model, device="cpu", tile=0)(butterfly_crop)
     tiled = Upscaler(model, device="cpu", tile=80, tile_overlap=32)(butterfly_crop)
     assert tiled.shape == full.shape == (1, 3, 512, 512)
+    assert psnr(tiled, full) >= 45.0
+
+
+@bundled
+def test_planned_tiles_are_seamless_with_the_default_model(butterfly_crop):
+    """The memory planner's rectangular tiles (default overlap 32) on a crop that also fits
+    whole: >= 45 dB against the untiled result."""
+    from contrast_sr.infer.memory import MemoryCost
+
+    model = default_model(4)
+    up = Upscaler(model, device="cpu", max_memory=12_000_000)  # 8000 pixels at 1000 B/px
+    up.memory_cost = lambda: MemoryCost(0.0, 1000.0)
+    tiled = up(butterfly_crop)
+    assert up.last_tiles > 1 and up.last_tile[0] * up.last_tile[1] <= 8000
+    full = Upscaler(model, device="cpu", tile=0)(butterfly_crop)
     assert psnr(tiled, full) >= 45.0
 
 

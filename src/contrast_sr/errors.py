@@ -29,6 +29,12 @@ class UsageError(ContrastError):
     exit_code = 2
 
 
+class Interrupted(ContrastError):
+    """The user stopped the run (Ctrl-C); ``why`` says what is done and how to go on."""
+
+    exit_code = 130
+
+
 class InputError(ContrastError):
     """An input file that cannot be used: missing, unreadable, too large, wrong kind."""
 
@@ -75,12 +81,16 @@ class UnknownModelError(UsageError):
 class MissingWeightsError(ContrastError):
     """A registered model has no bundled weights for ``scale``; ``model`` names it."""
 
-    def __init__(self, model: str, scale: int, hint: str | None = None) -> None:
-        self.model, self.scale = str(model), int(scale)
-        hint = hint or (
+    def __init__(
+        self, model: str, scale: int, hint: str | None = None, bundled: str | None = None
+    ) -> None:
+        self.model, self.scale, self.bundled = str(model), int(scale), bundled
+        self.hint = hint or (
             "pass a checkpoint path (train one with 'contrast-sr train' or import one with "
             "'contrast-sr convert')"
         )
+        shipped = f"weights ship only for {bundled}; " if bundled else ""
         super().__init__(
-            f"model {self.model!r}", f"has no bundled weights for x{self.scale}; {hint}"
+            f"model {self.model!r} has no bundled weights for x{self.scale}",
+            f"{shipped}{self.hint}",
         )

@@ -34,7 +34,7 @@ def model_from_arg(spec: str, scale: int | None, random_init: bool) -> nn.Module
         return load_analysis_model(spec, scale, random_init).eval()
     except MissingWeightsError as exc:
         hint = "pass a checkpoint path, or --random-init for untrained weights"
-        raise MissingWeightsError(exc.model, exc.scale, hint) from None
+        raise MissingWeightsError(exc.model, exc.scale, hint, exc.bundled) from None
 
 
 def models_from_arg(

@@ -11,7 +11,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "models",
         help="list named model variants with parameter counts",
-        description="List every registered model variant with its parameter count.",
+        description="List every registered model variant with its parameter count and the "
+        "scales it has bundled weights for (the others need a checkpoint or --random-init).",
     )
     parser.add_argument(
         "--scale", type=int, default=4, choices=(2, 3, 4), help="upscale factor (default 4)"
@@ -30,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r["name"]) for r in rows)
     out = sys.stdout
-    print(f"{'model':<{width}}  {'params (x' + str(args.scale) + ')':>14}  summary", file=out)
+    head = f"{'model':<{width}}  {'params (x' + str(args.scale) + ')':>14}  {'weights':<8}  summary"
+    print(head, file=out)
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['params']:>14,}  {r['summary']}", file=out)
+        weights = ",".join(f"x{s}" for s in r["weights"]) or "-"
+        print(f"{r['name']:<{width}}  {r['params']:>14,}  {weights:<8}  {r['summary']}", file=out)
     return 0

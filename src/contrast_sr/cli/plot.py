@@ -26,4 +26,5 @@ def run(args: argparse.Namespace) -> int:
     from contrast_sr.train.plot import plot_runs
 
     plot_runs(args.runs, args.output, val_set=args.val_set, smooth=args.smooth)
+    print(f"wrote {args.output}: training loss and validation PSNR of {len(args.runs)} run(s)")
     return 0

@@ -2,15 +2,21 @@
 
 The model is exported as it is: the ops whose eager path cannot be traced choose their traceable
 formulation themselves while exporting (the scan dispatch picks the loop-free "chunked" backend,
-:mod:`contrast_sr.ops.scan.chunked`; cross scan / merge use plain reshape / flip). The file is
-written atomically and only after the check passed: onnxruntime's output equals PyTorch's (eager,
-with its normal ops) within ``tolerance`` at the example size and, for a dynamic export, at a
-second, different size.
+:mod:`contrast_sr.ops.scan.chunked`; cross scan / merge use plain reshape / flip; the window
+padding gathers mirrored pixels and the shift mask is built from ``arange``,
+:mod:`contrast_sr.models.blocks.windows`). One dynamic graph serves every batch, height and width.
+
+The file is written atomically and only after the check passed: onnxruntime's output equals
+PyTorch's (eager, with its normal ops) within ``tolerance`` at the example size and, for a
+dynamic export, at every size of ``check_sizes`` (not square, not multiples of a window). A
+dynamic export whose graph fails at another size raises :class:`NotDynamicError` (nothing is
+written); ``dynamic=False`` exports a fixed-size graph instead.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +25,17 @@ import torch
 from torch import nn
 
 from contrast_sr.errors import ArgumentError, ContrastError
+
+#: Sizes (H, W) a dynamic graph is checked at, besides the example size.
+CHECK_SIZES: tuple[tuple[int, int], ...] = ((40, 56), (33, 17))
+
+
+class NotDynamicError(ContrastError):
+    """The traced graph does not serve other sizes (it baked a shape in); ``size`` failed."""
+
+    def __init__(self, size: tuple[int, int], why: str) -> None:
+        self.size = size
+        super().__init__("onnx export", f"the graph is not dynamic: at {size[0]}x{size[1]} {why}")
 
 
 @dataclass
@@ -29,7 +46,6 @@ class OnnxReport:
     checked_sizes: list
     max_abs_err: float
     tolerance: float
-    note: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +83,15 @@ def _trace(model: nn.Module, x: torch.Tensor, path: str, opset: int, dynamic: bo
             raise ContrastError("onnx export", f"tracing failed: {first}") from exc
 
 
+def _session(ort, path: str):
+    """An onnxruntime CPU session that logs nothing itself (failures come back as exceptions)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: no red log lines for a shape we then report
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
 def _max_err(session, model: nn.Module, x: torch.Tensor) -> float:
+    """Max abs difference of onnxruntime vs PyTorch on ``x``; raises what onnxruntime raises."""
     with torch.no_grad():
         ref = model(x).float().numpy()
     out = session.run(None, {"lr": x.numpy()})[0]
@@ -83,8 +107,14 @@ def export_onnx(
     opset: int = 17,
     dynamic: bool = True,
     tolerance: float = 1e-4,
+    check_sizes: Sequence[tuple[int, int]] = CHECK_SIZES,
 ) -> OnnxReport:
-    """Export ``model`` (fp32, CPU) to ``path``; raises ContrastError if the check fails."""
+    """Export ``model`` (fp32, CPU) to ``path`` and check it against PyTorch.
+
+    The graph is traced on a (1, 3, ``size``, ``size``) input; a ``dynamic`` one is also run at
+    every (H, W) of ``check_sizes``. Raises :class:`NotDynamicError` if a dynamic graph fails at
+    another size and ContrastError if an error exceeds ``tolerance``; nothing is written then.
+    """
     from contrast_sr.utils.fs import atomic_save
 
     ort = _require_onnxruntime()
@@ -92,44 +122,31 @@ def export_onnx(
         raise ArgumentError("opset", f"{opset} is too old (CumSum needs 11 or newer)")
     model = model.float().cpu().eval()
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, size, size, generator=gen)
-    # A second size that is neither square nor a multiple of common window sizes.
-    x2 = torch.rand(1, 3, size + 5, size + 11, generator=gen)
+    sizes = [(size, size), *((int(h), int(w)) for h, w in check_sizes)] if dynamic else []
+    inputs = [torch.rand(1, 3, h, w, generator=gen) for h, w in sizes or [(size, size)]]
     report: dict = {}
 
     def write(tmp: str) -> None:
-        nonlocal dynamic
-        note = ""
-        _trace(model, x, tmp, opset, dynamic)
-        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        errs = [_max_err(session, model, x)]
-        sizes = [[size, size]]
-        if dynamic:
+        _trace(model, inputs[0], tmp, opset, dynamic)
+        session = _session(ort, tmp)
+        errs = []
+        for x in inputs:
+            hw = (int(x.shape[-2]), int(x.shape[-1]))
             try:
-                errs.append(_max_err(session, model, x2))
-            except Exception as exc:  # onnxruntime rejects the shape: sizes were baked in
-                errs.append(float("inf"))
-                note = f"{type(exc).__name__}"
-            sizes.append(list(x2.shape[-2:]))
-            if errs[-1] > tolerance and errs[0] <= tolerance:
-                note = note or f"error {errs[-1]:.3g} at a second size"
-                note = f"dynamic H/W not exportable ({note}); exported for {size}x{size} only"
-                dynamic = False
-                _trace(model, x, tmp, opset, False)
-                session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-                errs, sizes = [_max_err(session, model, x)], [[size, size]]
+                errs.append(_max_err(session, model, x))
+            except Exception as exc:  # onnxruntime rejects the shape: a size was baked in
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                if x is inputs[0]:
+                    raise ContrastError("onnx export", f"onnxruntime failed: {first}") from exc
+                raise NotDynamicError(hw, f"onnxruntime failed ({first})") from None
+            if errs[-1] > tolerance and x is not inputs[0] and errs[0] <= tolerance:
+                raise NotDynamicError(hw, f"it differs from PyTorch by {errs[-1]:.3g}")
         err = max(errs)
         if not err <= tolerance:
             raise ContrastError(
                 "onnx export", f"onnxruntime differs from PyTorch by {err:.3g} > {tolerance:g}"
             )
-        report.update(checked_sizes=sizes, max_abs_err=err, note=note)
+        report.update(checked_sizes=[list(x.shape[-2:]) for x in inputs], max_abs_err=err)
 
     atomic_save(path, write)
-    return OnnxReport(
-        path=str(path),
-        opset=opset,
-        dynamic=dynamic,
-        tolerance=tolerance,
-        **report,
-    )
+    return OnnxReport(path=str(path), opset=opset, dynamic=dynamic, tolerance=tolerance, **report)

@@ -16,9 +16,10 @@ def upscale(
     image: Any,
     model: nn.Module | str | os.PathLike | None = None,
     scale: int = 4,
-    tile: int | str | None = None,
+    tile: int | str | None = "auto",
     *,
     tile_overlap: int = 32,
+    max_memory: int | str | None = None,
     self_ensemble: bool = False,
     device: str = "auto",
     precision: str = "fp32",
@@ -30,7 +31,9 @@ def upscale(
     tensor (C, H, W) / (B, C, H, W) float in [0, 1] or uint8. ``model``: None (the bundled
     default), a registered name, a checkpoint path, or an ``nn.Module`` with ``.scale``. If the
     model's own scale differs from ``scale``, its output is resized (bicubic) to ``scale``.
-    ``tile``: None (whole image), a tile size in input pixels, or ``"auto"``.
+    ``tile``: ``"auto"`` (default: tiles only when the image would not fit ``max_memory``
+    bytes, e.g. ``"2G"``; default a safe share of the free memory), a tile size in input
+    pixels, or 0 / None (never tiled). ``tile_overlap`` must be less than half the tile.
 
     Raises :class:`~contrast_sr.errors.ArgumentError` (naming the parameter: ``tile``,
     ``precision``, ...) for bad arguments and :class:`~contrast_sr.errors.InputError` for an
@@ -43,6 +46,7 @@ def upscale(
         precision=precision,
         tile=tile,
         tile_overlap=tile_overlap,
+        max_memory=max_memory,
         self_ensemble=self_ensemble,
         alpha=alpha,
         scale=scale,

@@ -4,6 +4,8 @@
 1..4, and ``restore(y)`` turns an upscaled batch back into the caller's type and kind:
 - PIL: "L"/"1" -> "L", "LA" -> "LA", "I;16*" -> "I;16", "I" -> "I" (16-bit range), "F" -> "F",
   "RGB", "RGBA"; palette becomes RGB (RGBA if it has transparency), CMYK/YCbCr/LAB/HSV become RGB.
+  The result's ``info`` carries the ICC profile (not across a colour-space change), the EXIF
+  block (pixel dimensions updated) and the DPI scaled with the image, as the command does.
 - numpy: (H, W) or (H, W, C); uint8 / uint16 / float (assumed in [0, 1]); same shape and dtype.
 - torch: (C, H, W) or (B, C, H, W); float (in [0, 1]) or uint8; same dtype and device.
 """
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from contrast_sr.errors import InputError
 from contrast_sr.io import standard_mode
+from contrast_sr.io.metadata import dpi_of, exif_bytes, exif_for_size, scaled_dpi
 
 Restore = Callable[[Tensor], Any]
 
@@ -30,7 +33,34 @@ def _quantize(y: Tensor, maximum: int) -> Tensor:
     return (y.clamp(0, 1) * maximum).round_()
 
 
+_COLOUR_SPACES = ("CMYK", "LAB", "YCbCr", "HSV")  # their ICC profile does not describe RGB
+
+
+def _with_info(restore: Restore, src: Image.Image) -> Restore:
+    """``restore`` whose PIL result carries ``src``'s ICC, EXIF and (scaled) DPI in ``info``."""
+    icc = None if src.mode in _COLOUR_SPACES else src.info.get("icc_profile")
+    exif, dpi = exif_bytes(src.info), dpi_of(src.info)
+
+    def restore_with_info(y: Tensor) -> Image.Image:
+        out = restore(y)
+        fx, fy = out.width / src.width, out.height / src.height
+        if icc:
+            out.info["icc_profile"] = icc
+        if exif:
+            out.info["exif"] = exif_for_size(exif, out.width, out.height)
+        if dpi:
+            out.info["dpi"] = scaled_dpi(dpi, fx, fy)
+        return out
+
+    return restore_with_info
+
+
 def _from_pil(img: Image.Image) -> tuple[Tensor, Restore]:
+    x, restore = _pil_pixels(img)
+    return x, _with_info(restore, img)
+
+
+def _pil_pixels(img: Image.Image) -> tuple[Tensor, Restore]:
     mode = img.mode
     img = standard_mode(img)
     out_mode = img.mode

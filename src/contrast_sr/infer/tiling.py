@@ -3,7 +3,10 @@
 A tile's border pixels see padding instead of the real neighbourhood, so tiles overlap and each
 tile's contribution fades out smoothly (smoothstep ramp) across the overlap on every side that
 touches another tile. Outputs are accumulated as ``sum(w * y) / sum(w)``; on the image border
-the weight stays 1. Memory is bounded by one tile through the model plus the output buffers.
+the weight stays 1. A tile's weight is a product ``wy[:, None] * wx[None, :]`` and the tiles
+form a grid, so ``sum(w)`` is the product of two 1-D sums: no full-size weight map. Memory is
+one tile through the model plus the float32 output; the final division runs in bands of rows,
+so an interrupt (Ctrl-C) is acted on within a fraction of a second even on huge outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 from torch import Tensor
 
 Forward = Callable[[Tensor], Tensor]
+Tile = int | tuple[int, int]  # a square side, or (height, width)
+_BAND_ELEMENTS = 1 << 24  # elements per normalisation step (64 MB of float32)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -63,51 +68,78 @@ def _fades(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
     return fades
 
 
-def count_tiles(height: int, width: int, tile: int, overlap: int) -> int:
-    return len(tile_starts(height, tile, overlap)) * len(tile_starts(width, tile, overlap))
+def _sides(tile: Tile) -> tuple[int, int]:
+    return (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+
+
+def count_tiles(height: int, width: int, tile: Tile, overlap: int) -> int:
+    """Number of tiles of ``tile`` (side or (h, w)) that cover a ``height`` x ``width`` image."""
+    th, tw = _sides(tile)
+    return len(tile_starts(height, th, overlap)) * len(tile_starts(width, tw, overlap))
+
+
+def _axis_weights(
+    length: int, tile: int, overlap: int, scale: int, device: torch.device
+) -> tuple[list[int], list[Tensor], Tensor]:
+    """Tile starts along an axis, each tile's 1-D output weights, and their sum (s*length,)."""
+    starts = tile_starts(length, tile, overlap)
+    total = torch.zeros(scale * length, dtype=torch.float32, device=device)
+    weights = []
+    for s, (fade_in, fade_out) in zip(starts, _fades(starts, tile, length), strict=True):
+        size = (min(s + tile, length) - s) * scale
+        w = blend_weights(size, fade_in * scale, fade_out * scale, device)
+        total[s * scale : s * scale + size] += w
+        weights.append(w)
+    return starts, weights, total
+
+
+def _normalise(out: Tensor, row_sum: Tensor, col_sum: Tensor) -> Tensor:
+    """``out / (row_sum[:, None] * col_sum[None, :])`` in place, a band of rows at a time."""
+    rows = max(1, _BAND_ELEMENTS // max(1, out.shape[0] * out.shape[1] * out.shape[-1]))
+    for r in range(0, out.shape[-2], rows):
+        band = out[:, :, r : r + rows]
+        band.div_(row_sum[r : r + rows, None]).div_(col_sum[None, :])
+    return out
 
 
 def tiled_forward(
     forward: Forward,
     x: Tensor,
     scale: int,
-    tile: int,
+    tile: Tile,
     overlap: int = 32,
     on_tile: Callable[[], None] | None = None,
 ) -> Tensor:
     """Apply ``forward`` ((B,C,h,w) -> (B,C',s*h,s*w)) to ``x`` (B,C,H,W) tile by tile.
 
-    Returns (B, C', s*H, s*W) float32 on ``x.device``. ``forward`` may run elsewhere (it moves
-    the tile to its device); each tile's output is moved back to ``x.device`` and blended.
-    ``on_tile`` is called after every tile (for progress bars).
+    ``tile``: a square side or (tile_h, tile_w). Returns (B, C', s*H, s*W) float32 on
+    ``x.device``. ``forward`` may run elsewhere (it moves the tile to its device); each tile's
+    output is moved back to ``x.device`` and blended. ``on_tile`` is called after every tile
+    (progress bars); an exception it raises (KeyboardInterrupt) stops the loop there.
     """
-    if tile < 1:
+    th, tw = _sides(tile)
+    if th < 1 or tw < 1:
         raise ValueError(f"tile must be >= 1, got {tile}")
     b, _, h, w = x.shape
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    fy, fx = _fades(ys, tile, h), _fades(xs, tile, w)
+    ys, wys, row_sum = _axis_weights(h, th, overlap, scale, x.device)
+    xs, wxs, col_sum = _axis_weights(w, tw, overlap, scale, x.device)
     out: Tensor | None = None
-    weight_sum = torch.zeros(1, 1, scale * h, scale * w, dtype=torch.float32, device=x.device)
-    for y0, (fy_in, fy_out) in zip(ys, fy, strict=True):
-        for x0, (fx_in, fx_out) in zip(xs, fx, strict=True):
-            patch = x[:, :, y0 : y0 + tile, x0 : x0 + tile]
+    for y0, wy in zip(ys, wys, strict=True):
+        for x0, wx in zip(xs, wxs, strict=True):
+            patch = x[:, :, y0 : y0 + th, x0 : x0 + tw]
             y = forward(patch).to(device=x.device, dtype=torch.float32)
-            th, tw = patch.shape[-2] * scale, patch.shape[-1] * scale
-            if y.shape[-2:] != (th, tw):
+            if y.shape[-2:] != (wy.numel(), wx.numel()):
                 raise RuntimeError(
                     f"model output {tuple(y.shape[-2:])} for a {tuple(patch.shape[-2:])} tile "
                     f"is not x{scale}"
                 )
             if out is None:
                 out = torch.zeros(b, y.shape[1], scale * h, scale * w, device=x.device)
-            wy = blend_weights(th, fy_in * scale, fy_out * scale, x.device)
-            wx = blend_weights(tw, fx_in * scale, fx_out * scale, x.device)
-            wt = wy[:, None] * wx[None, :]
             oy, ox = y0 * scale, x0 * scale
-            out[:, :, oy : oy + th, ox : ox + tw].addcmul_(y, wt)
-            weight_sum[:, :, oy : oy + th, ox : ox + tw].add_(wt)
+            region = out[:, :, oy : oy + wy.numel(), ox : ox + wx.numel()]
+            region.addcmul_(y, wy[:, None] * wx[None, :])
             del y
             if on_tile is not None:
                 on_tile()
     assert out is not None
-    return out.div_(weight_sum)
+    return _normalise(out, row_sum, col_sum)

@@ -14,8 +14,10 @@ gray, gray+alpha, RGB, RGBA, palette and CMYK, and returns a float32 tensor ``(C
 ``write_image(path, tensor, info)`` writes a tensor in [0, 1] atomically, in the format named by
 the file extension, as the same kind of image ``info`` describes: gray stays gray, 16-bit stays
 16-bit where the format can hold it (PNG and TIFF), alpha is kept where the format has it (not
-JPEG or BMP), and the ICC colour profile is carried over. WebP has no gray: gray is stored as
-RGB there.
+JPEG or BMP: there the image is composited onto a background, white by default, so colours
+hidden under transparent pixels never show), and the ICC colour profile, EXIF and DPI are
+carried over (:mod:`.metadata`; ``ImageInfo.resized`` scales the DPI with the image). WebP has
+no gray: gray is stored as RGB there.
 
 Any file that cannot be read raises :class:`~contrast_sr.errors.InputError` with one line naming
 the file and the reason; images larger than ``max_pixels`` are refused before decoding
@@ -42,18 +44,20 @@ from contrast_sr.io.image import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     ImageInfo,
+    format_keeps_alpha,
     list_images,
     read_image,
     split_alpha,
     standard_mode,
-    to_uint8,
     write_image,
 )
+from contrast_sr.io.pixels import to_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
     "ImageInfo",
+    "format_keeps_alpha",
     "list_images",
     "read_image",
     "split_alpha",

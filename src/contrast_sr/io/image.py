@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import lzma
 import os
 import struct
@@ -15,6 +16,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from contrast_sr.errors import InputError, UsageError
+from contrast_sr.io.metadata import Dpi, dpi_of, exif_bytes, exif_for_size, save_options, scaled_dpi
+from contrast_sr.io.pixels import RGB, composite, to_hwc
 from contrast_sr.io.png16 import PngError, encode_png16, read_png16
 from contrast_sr.io.tiff16 import is_tiff, read_tiff16, write_tiff16
 from contrast_sr.utils.fs import atomic_save, atomic_write
@@ -32,6 +35,7 @@ _FORMATS = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
 }
+ALPHA_FORMATS = ("PNG", "TIFF", "WEBP")  # formats that keep an alpha channel
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # what Pillow, pypng and tifffile raise for damaged data
 _CORRUPT = (
@@ -60,6 +64,8 @@ class ImageInfo:
         bit_depth: 8 or 16 bits per sample.
         width, height: size in pixels.
         icc_profile: embedded colour profile to write back (``None`` if none or not RGB/gray).
+        exif: the EXIF block (JPEG, PNG, WebP sources), orientation already applied.
+        dpi: (x, y) print resolution in dots per inch, ``None`` if the file has none.
     """
 
     format: str
@@ -70,6 +76,20 @@ class ImageInfo:
     width: int
     height: int
     icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: Dpi | None = None
+
+    def resized(self, width: int, height: int) -> ImageInfo:
+        """This info for the same picture at ``width`` x ``height``: DPI scaled with the size
+        (same printed size), EXIF pixel dimensions updated."""
+        fx, fy = width / max(self.width, 1), height / max(self.height, 1)
+        return dataclasses.replace(
+            self,
+            width=int(width),
+            height=int(height),
+            dpi=scaled_dpi(self.dpi, fx, fy),
+            exif=exif_for_size(self.exif, width, height),
+        )
 
     @property
     def kind(self) -> str:
@@ -93,9 +113,9 @@ def split_alpha(x: torch.Tensor, info: ImageInfo) -> tuple[torch.Tensor, torch.T
     return x, None
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Float in [0, 1] -> uint8, clamped and rounded half to even (as ``np.round``)."""
-    return torch.round(x.detach().float().clamp(0, 1) * 255.0).to(torch.uint8)
+def format_keeps_alpha(path: str | os.PathLike) -> bool:
+    """Whether the format named by ``path``'s extension stores alpha (PNG, TIFF, WebP)."""
+    return _FORMATS.get(Path(path).suffix.lower()) in ALPHA_FORMATS
 
 
 # --------------------------------------------------------------------------------------- read
@@ -166,7 +186,9 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> tuple[torch.Tensor,
             icc = img.info.get("icc_profile")
             img.load()
             if fmt in ("JPEG", "TIFF", "WEBP", "MPO"):
-                img = ImageOps.exif_transpose(img)
+                img = ImageOps.exif_transpose(img)  # also drops the orientation tag
+            exif = exif_bytes(img.info) if fmt in ("JPEG", "MPO", "PNG", "WEBP") else None
+            dpi = dpi_of(img.info)
             array, channels, has_alpha, depth = _pillow_to_array(img, path)
     if mode in ("CMYK", "LAB", "YCbCr", "HSV"):
         icc = None  # the profile describes the original colour space, not RGB
@@ -179,6 +201,8 @@ def _read_with_pillow(path: Path, max_pixels: int | None) -> tuple[torch.Tensor,
         width=array.shape[1],
         height=array.shape[0],
         icc_profile=icc if isinstance(icc, bytes) and icc else None,
+        exif=exif,
+        dpi=dpi,
     )
     return _to_tensor(array, depth), info
 
@@ -231,12 +255,24 @@ def _to_tensor(array: np.ndarray, depth: int) -> torch.Tensor:
 
 
 def _from_16bit(
-    fmt: str, array: np.ndarray, has_alpha: bool, icc: bytes | None
+    fmt: str, array: np.ndarray, has_alpha: bool, meta: dict
 ) -> tuple[torch.Tensor, ImageInfo]:
-    """Tensor and info for an ``(H, W, C)`` uint16 array decoded by pypng or tifffile."""
+    """Tensor and info for an ``(H, W, C)`` uint16 array decoded by pypng or tifffile;
+    ``meta`` holds what the decoder found of ``icc``, ``exif`` and ``dpi``."""
     height, width, planes = array.shape
     mode = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[planes]
-    info = ImageInfo(fmt, mode, planes - int(has_alpha), has_alpha, 16, width, height, icc)
+    info = ImageInfo(
+        fmt,
+        mode,
+        planes - int(has_alpha),
+        has_alpha,
+        16,
+        width,
+        height,
+        meta.get("icc"),
+        meta.get("exif"),
+        meta.get("dpi"),
+    )
     return _to_tensor(array, 16), info
 
 
@@ -248,14 +284,17 @@ def write_image(
     x: torch.Tensor,
     info: ImageInfo | None = None,
     quality: int = 95,
+    background: RGB = (1.0, 1.0, 1.0),
 ) -> Path:
     """Write ``x`` (``(C, H, W)`` or ``(H, W)`` float in [0, 1]) atomically to ``path``.
 
-    The format comes from the extension. ``info`` (from :func:`read_image`) chooses the kind:
-    16-bit stays 16-bit in PNG and TIFF, alpha is kept where the format supports it
-    (dropped for JPEG and BMP), and the ICC profile is written back. WebP is written lossless
-    unless the source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray,
-    2 gray+alpha, 3 RGB, 4 RGBA).
+    The format comes from the extension. ``info`` (from :func:`read_image`, sized to ``x`` with
+    :meth:`ImageInfo.resized`) chooses the kind: 16-bit stays 16-bit in PNG and TIFF, alpha is
+    kept where the format supports it (:func:`format_keeps_alpha`), else the image is
+    composited onto ``background`` (RGB in [0, 1], default white), and the ICC profile, EXIF
+    and DPI are written where the format holds them. WebP is written lossless unless the
+    source was a JPEG. Without ``info``: 8-bit, channels as given (1 gray, 2 gray+alpha,
+    3 RGB, 4 RGBA).
     """
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -271,28 +310,28 @@ def write_image(
     has_alpha = x.shape[0] in (2, 4) if info is None else info.has_alpha
     if has_alpha and x.shape[0] not in (2, 4):
         raise ValueError(f"info says the image has alpha but the tensor has {x.shape[0]} channels")
-    if has_alpha and fmt in ("JPEG", "BMP"):  # formats without (readable) alpha
-        x, has_alpha = x[:-1], False
+    if has_alpha and fmt not in ALPHA_FORMATS:  # JPEG, BMP: flatten, never expose hidden colour
+        x, has_alpha = composite(x, background), False
     depth = 16 if info is not None and info.bit_depth == 16 and fmt in ("PNG", "TIFF") else 8
     channels = x.shape[0]
     icc = info.icc_profile if info is not None else None
+    exif = info.exif if info is not None else None
+    dpi = info.dpi if info is not None else None
     if depth == 16 and (fmt == "TIFF" or channels > 1):  # tifffile; pypng for PNG
-        arr = torch.round(x.clamp(0, 1) * 65535.0).permute(1, 2, 0).numpy().astype(np.uint16)
+        arr = to_hwc(x, 65535, np.uint16)
         if fmt == "TIFF":
-            atomic_save(path, lambda tmp: write_tiff16(tmp, arr, icc))
+            atomic_save(path, lambda tmp: write_tiff16(tmp, arr, icc, dpi))
         else:
             with atomic_write(path) as handle:
-                handle.write(encode_png16(arr, icc))
+                handle.write(encode_png16(arr, icc, dpi, exif))
         return path
+    arr = to_hwc(x, 65535 if depth == 16 else 255, np.uint16 if depth == 16 else np.uint8)
     if depth == 16:  # 16-bit gray PNG: Pillow keeps the 16 bits
-        arr = torch.round(x[0].clamp(0, 1) * 65535.0).numpy().astype(np.uint16)
-        img = Image.fromarray(arr, mode="I;16") if _needs_mode_arg() else Image.fromarray(arr)
+        gray = arr[..., 0]
+        img = Image.fromarray(gray, mode="I;16") if _needs_mode_arg() else Image.fromarray(gray)
     else:
-        arr = to_uint8(x).permute(1, 2, 0).numpy()
         img = Image.fromarray(arr[..., 0] if channels == 1 else arr)
-    options: dict = {}
-    if icc and fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
-        options["icc_profile"] = icc
+    options = save_options(fmt, icc, exif, dpi)
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
     elif fmt == "WEBP":

@@ -27,8 +27,9 @@ def is_tiff(head: bytes) -> bool:
 
 def read_tiff16(
     path: Path, check_size: Callable[[int, int], None]
-) -> tuple[np.ndarray, bool, bytes | None] | None:
-    """Decode a 16-bit TIFF -> ``(H, W, C)`` uint16 array (upright), has_alpha, ICC profile.
+) -> tuple[np.ndarray, bool, dict] | None:
+    """Decode a 16-bit TIFF -> ``(H, W, C)`` uint16 array (upright), has_alpha, and a dict
+    with its ``icc`` profile and ``dpi`` where it has them.
 
     Returns ``None`` when the file is not a 16-bit gray/RGB TIFF that tifffile can decode here
     (the caller reads it with Pillow then). ``check_size(width, height)`` runs before decoding.
@@ -48,9 +49,24 @@ def read_tiff16(
             array = np.moveaxis(array, 0, -1)
         if array.ndim == 2:
             array = array[..., None]
-        array = _upright(array, page.tags.valueof(274, 1))
-        icc = page.iccprofile
-        return np.ascontiguousarray(array, np.uint16), kind, icc or None
+        orientation = page.tags.valueof(274, 1)
+        array = _upright(array, orientation)
+        meta = {"icc": page.iccprofile or None, "dpi": _dpi(page, orientation in (5, 6, 7, 8))}
+        return np.ascontiguousarray(array, np.uint16), kind, meta
+
+
+def _dpi(page: tifffile.TiffPage, swapped: bool) -> tuple[float, float] | None:
+    """(x, y) dots per inch from the resolution tags (``None`` without a unit or values)."""
+    unit = page.tags.valueof(296, 2)  # 2 inch, 3 centimetre, 1 none
+    per_inch = {2: 1.0, 3: 2.54}.get(unit)
+    try:
+        x, y = (n / d for n, d in (page.tags.valueof(282), page.tags.valueof(283)))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    if per_inch is None or x <= 0 or y <= 0:
+        return None
+    x, y = round(x * per_inch, 4), round(y * per_inch, 4)
+    return (y, x) if swapped else (x, y)
 
 
 def _kind(page: tifffile.TiffPage) -> bool | None:
@@ -89,9 +105,14 @@ def _upright(array: np.ndarray, orientation: int) -> np.ndarray:
     return array
 
 
-def write_tiff16(path: str, array: np.ndarray, icc: bytes | None = None) -> None:
+def write_tiff16(
+    path: str,
+    array: np.ndarray,
+    icc: bytes | None = None,
+    dpi: tuple[float, float] | None = None,
+) -> None:
     """Write an ``(H, W, C)`` uint16 array as a Deflate-compressed 16-bit TIFF (C = 2 or 4:
-    the last channel is alpha)."""
+    the last channel is alpha), with an ICC profile and resolution (dots per inch) if given."""
     channels = array.shape[-1]
     tifffile.imwrite(
         path,
@@ -101,5 +122,7 @@ def write_tiff16(path: str, array: np.ndarray, icc: bytes | None = None) -> None
         extrasamples=["unassalpha"] if channels in (2, 4) else None,
         compression="zlib",
         iccprofile=icc or None,
+        resolution=dpi,
+        resolutionunit="INCH" if dpi else None,
         metadata=None,
     )

@@ -105,7 +105,7 @@ def resolve_model(
     when a checkpoint's scale differs from the requested one.
     """
     from contrast_sr.models.registry import VARIANTS, canonical_name
-    from contrast_sr.weights import bundled_weights
+    from contrast_sr.weights import bundled_variants, bundled_weights
 
     path = Path(spec)
     name = canonical_name(spec)
@@ -113,7 +113,8 @@ def resolve_model(
         scale = 4 if scale is None else int(scale)
         weights = bundled_weights(name, scale)
         if not weights.is_file():
-            raise MissingWeightsError(name, scale)
+            shipped = ", ".join(f"{n} x{s}" for n, s in bundled_variants()) or None
+            raise MissingWeightsError(name, scale, bundled=shipped)
         path = weights
     elif not path.is_file():
         raise InputError(

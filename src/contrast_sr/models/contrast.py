@@ -4,7 +4,8 @@ Pipeline: (x - mean) * img_range -> conv_first -> tokens + LayerNorm (``patch_em
 -> residual groups -> [LayerNorm ``norm``] -> conv_after_body + global skip -> upsampler
 -> / img_range + mean. A residual group runs its blocks (kinds cycled from
 ``block_pattern``), then an optional OCAB, then a 3x3 conv, plus a long skip. Inputs of any
-size are reflect-padded to a multiple of the window size and the output is cropped.
+size are reflect-padded to a multiple of the window size and the output is cropped (both
+traceable with dynamic height and width, for ONNX export).
 
 The network is built from a :class:`~contrast_sr.models.config.ContrastConfig` in one place
 (:func:`build_group` and ``ContrastSR.__init__``). Every named variant in
@@ -17,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.errors import ArgumentError
@@ -25,28 +25,11 @@ from contrast_sr.models.blocks.block import Block
 from contrast_sr.models.blocks.edge_conv import make_conv3x3
 from contrast_sr.models.blocks.ocab import OCAB
 from contrast_sr.models.blocks.upsample import build_upsampler
+from contrast_sr.models.blocks.windows import pad_reflect
 from contrast_sr.models.config import BLOCK_KINDS, ContrastConfig
 from contrast_sr.models.state_dict import rename_original_keys
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-def pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (B, C, H, W) at the bottom/right to multiples of ``multiple`` by mirroring.
-
-    Works for any H, W >= 1: mirrors repeatedly when the pad exceeds the size, and repeats the
-    single row/column of a size-1 axis.
-    """
-    for dim in (-2, -1):
-        need = (-x.shape[dim]) % multiple
-        while need > 0:
-            size = x.shape[dim]
-            step = min(need, size - 1)
-            pad = [0, 0, 0, 0]
-            pad[1 if dim == -1 else 3] = step if step > 0 else need
-            x = F.pad(x, pad, mode="reflect" if step > 0 else "replicate")
-            need -= step if step > 0 else need
-    return x
 
 
 class PatchEmbed(nn.Module):

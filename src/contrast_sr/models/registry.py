@@ -261,8 +261,12 @@ def _as_scale(scale: Any) -> int:
 
 
 def model_info(name: str, scale: int = 4) -> dict:
-    """Name, summary, supported scales and parameter count (built on the meta device)."""
+    """Name, summary, supported scales, parameter count (built on the meta device) and the
+    scales with bundled weights (``weights``, often empty: then only ``--random-init``, a
+    checkpoint or training makes it usable)."""
     import torch
+
+    from contrast_sr.weights import bundled_scales
 
     key = canonical_name(name)
     with torch.device("meta"):
@@ -273,4 +277,5 @@ def model_info(name: str, scale: int = 4) -> dict:
         "params": params,
         "scales": list(supported_scales(key)),
         "summary": VARIANTS[key]["summary"],
+        "weights": bundled_scales(key),
     }

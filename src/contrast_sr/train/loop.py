@@ -83,8 +83,11 @@ def train(
     # --- the run folder: never mix two runs
     existing = list_checkpoints(run_dir)
     if not resume and (existing or (run_dir / "metrics.jsonl").exists()):
+        what = f"last checkpoint: iteration {existing[-1][0]}" if existing else "no checkpoint yet"
         raise UsageError(
-            f"output {run_dir}", "already holds a run (use --resume, or another --output)"
+            f"output {run_dir}",
+            f"already holds a run ({what}; stopped or finished): use --resume to continue it, "
+            "or another --output",
         )
     ddp.barrier()  # every rank has looked before rank 0 writes anything
     seed_everything(t, device)

@@ -1,7 +1,8 @@
-"""This process's resident memory on Linux (``/proc/self``), for the benchmark and ``--tile auto``.
+"""This process's memory on Linux (``/proc/self``), for the benchmark and ``--tile auto``.
 
 ``VmRSS`` is the resident set now, ``VmHWM`` its peak since the start or since the last
-:func:`reset_peak_rss`. Elsewhere the readers return ``None`` and the reset returns ``False``.
+:func:`reset_peak_rss`, ``VmSize`` the virtual address space in use (what ``ulimit -v``
+limits). Elsewhere the readers return ``None`` and the reset returns ``False``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def rss_bytes() -> int | None:
 def peak_rss_bytes() -> int | None:
     """The peak resident set size, in bytes."""
     return _status_bytes("VmHWM")
+
+
+def virtual_bytes() -> int | None:
+    """The virtual memory size now, in bytes."""
+    return _status_bytes("VmSize")
 
 
 def reset_peak_rss() -> bool:

@@ -13,6 +13,7 @@ from contrast_sr.models.blocks.windows import (
     window_partition,
     window_reverse,
 )
+from contrast_sr.ops.tracing import is_exporting
 
 
 class WindowAttention(nn.Module):
@@ -62,6 +63,8 @@ class WindowAttention(nn.Module):
         )
 
     def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        if is_exporting():  # sizes are graph values here: build it in the graph, never cache
+            return shift_mask(h, w, self.ws, self.shift, device)
         key = (h, w, str(device))
         if key not in self._mask_cache:
             self._mask_cache = {key: shift_mask(h, w, self.ws, self.shift, device)}

@@ -1,8 +1,53 @@
-"""Window helpers shared by the attention blocks (channels-last feature maps)."""
+"""Window helpers shared by the attention blocks: padding to the window size, partition and
+reverse (channels-last feature maps), relative-position indices and the shift mask.
+
+Everything here also traces with dynamic height and width (ONNX export): shapes come from the
+tensors, and the one loop that depends on the size (:func:`pad_reflect`) has a gather-based
+formulation that it takes itself while exporting (:func:`contrast_sr.ops.tracing.is_exporting`).
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from contrast_sr.ops.tracing import is_exporting
+
+
+def pad_reflect(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (B, C, H, W) at the bottom/right to multiples of ``multiple`` by mirroring.
+
+    Works for any H, W >= 1: mirrors repeatedly when the pad exceeds the size, and repeats the
+    single row/column of a size-1 axis. While exporting, the same pixels are gathered with one
+    index per axis, so the graph serves every size.
+    """
+    if multiple <= 1:
+        return x
+    if is_exporting():
+        return _pad_reflect_gather(x, multiple)
+    for dim in (-2, -1):
+        need = (-x.shape[dim]) % multiple
+        while need > 0:
+            size = x.shape[dim]
+            step = min(need, size - 1)
+            pad = [0, 0, 0, 0]
+            pad[1 if dim == -1 else 3] = step if step > 0 else need
+            x = F.pad(x, pad, mode="reflect" if step > 0 else "replicate")
+            need -= step if step > 0 else need
+    return x
+
+
+def _pad_reflect_gather(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """:func:`pad_reflect` without size-dependent control flow: repeated mirroring of an axis of
+    length n is the periodic sequence 0, 1, ..., n-1, n-2, ..., 1 (period 2n - 2; 1 for n = 1)."""
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        ramp = torch.arange(n, device=x.device)
+        cycle = torch.cat([ramp, ramp.flip(0)[1:-1]])
+        padded = (n + multiple - 1) // multiple * multiple
+        index = torch.arange(padded, device=x.device) % cycle.shape[0]
+        x = x.index_select(dim, cycle[index])
+    return x
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -41,14 +86,20 @@ def relative_position_index_oca(ws: int, ows: int) -> torch.Tensor:
     return rel[..., 0] * (ws + ows - 1) + rel[..., 1]
 
 
+def _regions(n: int, ws: int, shift: int, device=None) -> torch.Tensor:
+    """(n,) region of each position along an axis of a rolled map: 0 for ``[0, n - ws)``,
+    1 for ``[n - ws, n - shift)``, 2 for ``[n - shift, n)`` (Swin's three slices)."""
+    i = torch.arange(n, device=device)
+    return (i >= n - ws).long() + (i >= n - shift).long()
+
+
 def shift_mask(h: int, w: int, ws: int, shift: int, device=None) -> torch.Tensor:
-    """Swin region mask (nW, ws², ws²): 0 inside a region, -100 across regions."""
-    img = torch.zeros(1, h, w, 1, device=device)
-    cnt = 0
-    for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-        for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-            img[:, hs, wsl, :] = cnt
-            cnt += 1
+    """Swin region mask (nW, ws², ws²): 0 inside a region, -100 across regions.
+
+    Built from ``arange`` comparisons (no Python slicing by size), so it traces with dynamic
+    ``h``, ``w`` (H, W multiples of ``ws``, 0 < shift < ws)."""
+    region = _regions(h, ws, shift, device)[:, None] * 3 + _regions(w, ws, shift, device)
+    img = region.to(torch.float32)[None, :, :, None]  # (1, H, W, 1)
     mw = window_partition(img, ws).squeeze(-1)[0]  # (nW, ws²)
     diff = mw[:, None, :] - mw[:, :, None]
     return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
