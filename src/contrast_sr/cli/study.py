@@ -25,8 +25,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     run.add_argument(
         "--remeasure",
-        action="store_true",
-        help="redo speed and the other measurements from the trained arms (on an idle machine)",
+        nargs="?",
+        const="all",
+        choices=("speed", "all"),
+        default=None,
+        help="redo the speed (or all) measurements from the trained arms, e.g. on an idle machine",
     )
     rep = sub.add_parser("report", help="write README.md and figures from a study folder")
     rep.add_argument("folder", metavar="DIR", help="the --output of study run")

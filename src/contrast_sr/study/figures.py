@@ -35,11 +35,14 @@ def _labels(r: ClaimResults) -> dict[str, str]:
 
 
 def curves(r: ClaimResults, path: Path) -> None:
-    """Set5 Y-PSNR against iterations (left) and training seconds (right): seed mean, min-max
-    band. Seconds = iterations x the arm's measured step time at the recipe's size."""
+    """Set5 Y-PSNR against iterations (whole run, then zoomed on the last three quarters) and
+    against training seconds (zoomed): seed mean, min-max band. Seconds = iterations x the
+    arm's measured step time at the recipe's size."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     step = r.single["recipe_step_s"]
+    start = int(r.study.get("iters", 0)) // 4
+    zoom_values: list[float] = []
     for arm, label in _labels(r).items():
         seeds = list(r.curves[arm].values())
         m = r.mean_curve(arm)
@@ -48,15 +51,25 @@ def curves(r: ClaimResults, path: Path) -> None:
         its = np.array([i for i, _ in m], dtype=float)
         lo = [min(dict(c)[i] for c in seeds) for i, _ in m]
         hi = [max(dict(c)[i] for c in seeds) for i, _ in m]
-        for ax, x in ((axes[0], its), (axes[1], its * step[arm])):
+        zoom_values += [v for (i, _), v in zip(m, lo, strict=True) if i >= start]
+        zoom_values += [v for (i, _), v in zip(m, hi, strict=True) if i >= start]
+        for ax, x in ((axes[0], its), (axes[1], its), (axes[2], its * step[arm])):
             (line,) = ax.plot(x, [v for _, v in m], marker="o", ms=3, label=label)
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
     axes[0].set_xlabel("training iteration")
-    axes[1].set_xlabel("training time (s, from the measured step time, 1 thread)")
+    axes[1].set_xlabel(f"training iteration (zoom: from {start})")
+    axes[2].set_xlabel("training time (s, from the measured step time, 1 thread; zoom)")
+    if zoom_values:
+        low, high = min(zoom_values), max(zoom_values)
+        pad = max(0.02, 0.1 * (high - low))
+        for ax in axes[1:]:
+            ax.set_ylim(low - pad, high + pad)
+        axes[1].set_xlim(left=start * 0.95)
+        axes[2].set_xlim(left=start * min(step.values()) * 0.95)
     for ax in axes:
         ax.set_ylabel("Set5 x4 Y-PSNR (dB)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{r.name}: validation curves (seed mean; band: min-max over seeds)")
     _save(fig, path)
 

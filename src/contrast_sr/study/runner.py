@@ -107,12 +107,12 @@ def evaluate_sets(weights: Path, budget: Budget) -> dict[str, dict[str, float]]:
 
 
 def run_study(
-    study: Study, budget: Budget, out: Path, log: Log = _stderr, remeasure: bool = False
+    study: Study, budget: Budget, out: Path, log: Log = _stderr, remeasure: str | None = None
 ) -> Path:
     """Train, evaluate and measure ``study`` at ``budget`` under ``out``; returns its folder.
 
-    Finished steps are skipped; ``remeasure`` redoes the measurements (e.g. on an idle
-    machine) from the trained weights."""
+    Finished steps are skipped; ``remeasure`` ("speed" or "all") redoes those measurements
+    (e.g. on an idle machine) from the trained weights."""
     claim_dir = out / "claims" / study.name
     log(f"{study.name}: {study.title} ({len(study.arms)} arms x {len(budget.seeds)} seeds)")
     runs: dict[str, dict[str, str]] = {}
@@ -144,7 +144,7 @@ def run_study(
         log(f"  speed of the {len(study.arms)} arms (fresh process each)")
         speed = measure_speed(study, budget)
         _write_json(claim_dir / "speed.json", speed)
-    if remeasure or not (claim_dir / "measure.json").is_file():
+    if remeasure == "all" or not (claim_dir / "measure.json").is_file():
         if study.measure:
             log(f"  measure {', '.join(study.measure)} on the trained arms")
         measure_study(study, budget, out, runs, claim_dir)
