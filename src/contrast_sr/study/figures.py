@@ -164,6 +164,13 @@ def ratio_plot(r: ClaimResults, x_axis: dict[str, float], path: Path) -> None:
     ax2.set_ylabel("training step (ms, batch 8, LR 64², 1 thread)")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="lower center")
+    ax.legend(
+        lines[0] + lines2[0],
+        lines[1] + lines2[1],
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.15),
+        ncol=2,
+    )
     fig.suptitle(f"{r.name}: Mamba to attention ratio (equal parameters)")
     _save(fig, path)
