@@ -184,3 +184,16 @@ def test_degraded_benchmark_is_deterministic_and_harder(data_dir, capsys):
     assert degraded < clean - 0.3
     assert main([*args, "--lr-degradation", "blur=x"]) == 2
     assert "--lr-degradation" in capsys.readouterr().err
+
+
+def test_bundled_photo_model_upscales_and_is_its_own_variant(tmp_path):
+    from contrast_sr.cli import main
+    from contrast_sr.models.checkpoint import read_metadata
+    from contrast_sr.weights import bundled_weights
+
+    weights = bundled_weights("photo", 4)
+    assert read_metadata(weights)["variant"] == "photo"
+    Image.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(tmp_path / "a.jpg")
+    out = tmp_path / "a_x4.png"
+    assert main(["upscale", str(tmp_path / "a.jpg"), "--model", "photo", "-o", str(out)]) == 0
+    assert Image.open(out).size == (48, 40)
