@@ -99,6 +99,13 @@ def observe_scans(callback: ScanObserver) -> Iterator[None]:
         _OBSERVERS.remove(callback)
 
 
+def notify_scan_observers(u: torch.Tensor, A: torch.Tensor, D: torch.Tensor | None) -> None:
+    """Report a scan of channels-last shape ``u`` (b, L, dim) to :func:`observe_scans`; for
+    fused ops that run a scan without this dispatch (u may be a ``meta`` tensor)."""
+    for observe in _OBSERVERS:
+        observe(u, A, D)
+
+
 def register_scan_backend(
     name: str, fn: ScanFn, available: Callable[[torch.Tensor], bool] | None = None
 ) -> None:
@@ -169,8 +176,7 @@ def selective_scan_channels_last(
     """Selective scan, channels last: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
     D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype (float32 accumulation inside)."""
     fn = _BACKENDS[resolve_scan_backend(u, backend)].fn
-    for observe in _OBSERVERS:
-        observe(u, A, D)
+    notify_scan_observers(u, A, D)
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 

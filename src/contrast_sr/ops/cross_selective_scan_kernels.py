@@ -1,0 +1,262 @@
+"""numba kernels of the fused SS2D scan (:mod:`contrast_sr.ops.cross_selective_scan`).
+
+Importing this module needs numba. Every array is flat (C order) float32; K = 4 directions.
+Layouts: x, out, gx (b, L, D) in row-major token order; xdbl (b, L, K, P) with P = R + 2N
+(dt_low, B, C of each direction, computed per token); WT (K, R, D) (dt_proj weights,
+transposed); bias, Ds (K*D,); At (N, K*D) (A transposed); dt (b, L, K, D) delta after
+softplus; S (b, K, ceil(L/Kc), N, D) the state every Kc steps.
+
+A job is (batch row, part of the directions, channel tile [c0, c1)). It walks each direction of
+its part in that direction's token order (:func:`token`) and adds its output into ``out`` at
+the token's row-major place, so the cross-scan gather, the per-direction copies of x, delta
+and the merge never exist in memory. Parts > 1 write separate (b, parts, L, D) partial outputs
+that the caller sums.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, uint64
+
+from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _ONE, _ZERO, _exp, _softplus
+
+K = 4
+
+
+@njit(inline="always")
+def token(k, t, h, w):
+    """Row-major index of the token direction k visits at step t (L = h*w): 0 row-major,
+    1 column-major, 2 reversed row-major, 3 reversed column-major."""
+    if k >= 2:
+        t = h * w - 1 - t
+    if k % 2 == 1:
+        return (t % h) * w + t // h
+    return t
+
+
+@njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
+def _forward_job(
+    x, xdbl, WT, bias, At, Ds, out, dt_out, S, h, w, D, R, N, Kc, k0, k1, c0, c1, bi, p, parts
+):
+    """Directions [k0, k1) of batch row ``bi`` on channels [c0, c1), into partial output
+    ``p``. Saves dt and checkpoints when ``dt_out`` is not empty."""
+    L = h * w
+    P = R + 2 * N
+    wd = c1 - c0
+    w64 = uint64(wd)
+    save = dt_out.shape[0] > 0
+    nseg = (L + Kc - 1) // Kc if save else 0
+    dt = np.empty(wd, dtype=np.float32)
+    acc = np.empty(wd, dtype=np.float32)
+    hs = np.empty(N * wd, dtype=np.float32)
+    for k in range(k0, k1):
+        ch = uint64(k * D + c0)
+        for i in range(N * wd):
+            hs[i] = _ZERO
+        for t in range(L):
+            s = token(k, t, h, w)
+            xrow = uint64((bi * L + s) * D + c0)
+            zrow = uint64(((bi * L + s) * K + k) * P)
+            orow = uint64(((bi * parts + p) * L + s) * D + c0)
+            if save and t % Kc == 0:
+                for n in range(N):
+                    srow = uint64((((bi * K + k) * nseg + t // Kc) * N + n) * D + c0)
+                    for c in range(w64):
+                        S[srow + c] = hs[uint64(n * wd) + c]
+            for c in range(w64):
+                dt[c] = bias[ch + c]
+            for r in range(R):
+                zr = xdbl[zrow + uint64(r)]
+                wrow = uint64((k * R + r) * D + c0)
+                for c in range(w64):
+                    dt[c] += WT[wrow + c] * zr
+            for c in range(w64):
+                dt[c] = _softplus(dt[c])
+                acc[c] = Ds[ch + c] * x[xrow + c]
+            if save:
+                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                for c in range(w64):
+                    dt_out[drow + c] = dt[c]
+            for n in range(N):
+                bn = xdbl[zrow + uint64(R + n)]
+                cn = xdbl[zrow + uint64(R + N + n)]
+                arow = uint64(n * K * D) + ch
+                hrow = uint64(n * wd)
+                for c in range(w64):
+                    dv = dt[c]
+                    hv = _exp(dv * At[arow + c]) * hs[hrow + c] + dv * x[xrow + c] * bn
+                    hs[hrow + c] = hv
+                    acc[c] += cn * hv
+            if k == k0:
+                for c in range(w64):
+                    out[orow + c] = acc[c]
+            else:
+                for c in range(w64):
+                    out[orow + c] += acc[c]
+
+
+@njit(parallel=True, cache=True)
+def forward_kernel(x, xdbl, WT, bias, At, Ds, out, dt_out, S, b, h, w, D, R, N, Kc, tile, parts):
+    ntiles = (D + tile - 1) // tile
+    per = K // parts
+    for job in prange(b * parts * ntiles):
+        bi = job // (parts * ntiles)
+        p = (job // ntiles) % parts
+        c0 = (job % ntiles) * tile
+        c1 = min(c0 + tile, D)
+        _forward_job(
+            x, xdbl, WT, bias, At, Ds, out, dt_out, S, h, w, D, R, N, Kc,
+            p * per, (p + 1) * per, c0, c1, bi, p, parts,
+        )  # fmt: skip
+
+
+@njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
+def _backward_job(
+    x, xdbl, WT, dt, At, Ds, gout, S, h, w, D, R, N, Kc,
+    gx, gxdbl, gWp, gbp, gAp, gDp, k0, k1, c0, c1, bi, p, parts, tile_id, ntiles,
+):  # fmt: skip
+    """Adjoint of :func:`_forward_job`, per direction segment by segment from the end.
+
+    gx (b, parts, L, D) partial over parts; gxdbl (b, ntiles, L, K, P) partial over tiles;
+    gWp (b, K, R, D), gbp, gDp (b, K*D), gAp (b, N, K*D) partial over the batch.
+    """
+    L = h * w
+    P = R + 2 * N
+    wd = c1 - c0
+    w64 = uint64(wd)
+    nseg = (L + Kc - 1) // Kc
+    hs = np.empty((Kc + 1) * N * wd, dtype=np.float32)  # state before step t0 + j
+    As = np.empty(Kc * N * wd, dtype=np.float32)
+    carry = np.empty(N * wd, dtype=np.float32)
+    gA = np.empty(N * wd, dtype=np.float32)
+    gW = np.empty(R * wd, dtype=np.float32)
+    gD = np.empty(wd, dtype=np.float32)
+    gb = np.empty(wd, dtype=np.float32)
+    sgb = np.empty(wd, dtype=np.float32)
+    sqa = np.empty(wd, dtype=np.float32)
+    tb = np.empty(wd, dtype=np.float32)
+    tc = np.empty(wd, dtype=np.float32)
+    gz = np.empty(wd, dtype=np.float32)
+    for k in range(k0, k1):
+        ch = uint64(k * D + c0)
+        for i in range(N * wd):
+            carry[i] = _ZERO
+            gA[i] = _ZERO
+        for i in range(R * wd):
+            gW[i] = _ZERO
+        for c in range(w64):
+            gD[c] = _ZERO
+            gb[c] = _ZERO
+        for seg in range(nseg - 1, -1, -1):
+            t0 = seg * Kc
+            t1 = min(L, t0 + Kc)
+            for n in range(N):
+                srow = uint64((((bi * K + k) * nseg + seg) * N + n) * D + c0)
+                for c in range(w64):
+                    hs[uint64(n * wd) + c] = S[srow + c]
+            for t in range(t0, t1):
+                j = t - t0
+                s = token(k, t, h, w)
+                xrow = uint64((bi * L + s) * D + c0)
+                zrow = uint64(((bi * L + s) * K + k) * P)
+                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                for n in range(N):
+                    bn = xdbl[zrow + uint64(R + n)]
+                    arow = uint64(n * K * D) + ch
+                    hp = uint64((j * N + n) * wd)
+                    hc = uint64(((j + 1) * N + n) * wd)
+                    for c in range(w64):
+                        dv = dt[drow + c]
+                        a = _exp(dv * At[arow + c])
+                        As[hp + c] = a
+                        hs[hc + c] = a * hs[hp + c] + dv * x[xrow + c] * bn
+            for t in range(t1 - 1, t0 - 1, -1):
+                j = t - t0
+                s = token(k, t, h, w)
+                xrow = uint64((bi * L + s) * D + c0)
+                zrow = uint64(((bi * L + s) * K + k) * P)
+                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                grow = uint64(((bi * parts + p) * L + s) * D + c0)
+                orow = uint64((((bi * ntiles + tile_id) * L + s) * K + k) * P)
+                for c in range(w64):
+                    sgb[c] = _ZERO
+                    sqa[c] = _ZERO
+                for n in range(N):
+                    bn = xdbl[zrow + uint64(R + n)]
+                    cn = xdbl[zrow + uint64(R + N + n)]
+                    arow = uint64(n * K * D) + ch
+                    hp = uint64((j * N + n) * wd)
+                    hc = uint64(((j + 1) * N + n) * wd)
+                    nw = uint64(n * wd)
+                    for c in range(w64):
+                        gyv = gout[xrow + c]
+                        gv = gyv * cn + carry[nw + c]
+                        a = As[hp + c]
+                        q = gv * a * hs[hp + c]
+                        dv = dt[drow + c]
+                        gA[nw + c] += q * dv
+                        sgb[c] += gv * bn
+                        sqa[c] += q * At[arow + c]
+                        tb[c] = gv * dv * x[xrow + c]
+                        tc[c] = gyv * hs[hc + c]
+                        carry[nw + c] = a * gv
+                    sb = _ZERO
+                    sc = _ZERO
+                    for c in range(w64):
+                        sb += tb[c]
+                        sc += tc[c]
+                    gxdbl[orow + uint64(R + n)] = sb
+                    gxdbl[orow + uint64(R + N + n)] = sc
+                for c in range(w64):
+                    dv = dt[drow + c]
+                    gyv = gout[xrow + c]
+                    uv = x[xrow + c]
+                    gu = dv * sgb[c] + gyv * Ds[ch + c]
+                    if k == k0:
+                        gx[grow + c] = gu
+                    else:
+                        gx[grow + c] += gu
+                    g = (uv * sgb[c] + sqa[c]) * (_ONE - _exp(-dv))  # softplus' derivative
+                    gz[c] = g
+                    gb[c] += g
+                    gD[c] += gyv * uv
+                for r in range(R):
+                    zr = xdbl[zrow + uint64(r)]
+                    wrow = uint64((k * R + r) * D + c0)
+                    sr = _ZERO
+                    for c in range(w64):
+                        sr += gz[c] * WT[wrow + c]
+                        gW[uint64(r * wd) + c] += gz[c] * zr
+                    gxdbl[orow + uint64(r)] = sr
+        for n in range(N):
+            orow = uint64((bi * N + n) * K * D) + ch
+            for c in range(w64):
+                gAp[orow + c] = gA[uint64(n * wd) + c]
+        for r in range(R):
+            orow = uint64(((bi * K + k) * R + r) * D + c0)
+            for c in range(w64):
+                gWp[orow + c] = gW[uint64(r * wd) + c]
+        orow = uint64(bi * K * D) + ch
+        for c in range(w64):
+            gDp[orow + c] = gD[c]
+            gbp[orow + c] = gb[c]
+
+
+@njit(parallel=True, cache=True)
+def backward_kernel(
+    x, xdbl, WT, dt, At, Ds, gout, S, b, h, w, D, R, N, Kc, tile, parts,
+    gx, gxdbl, gWp, gbp, gAp, gDp,
+):  # fmt: skip
+    ntiles = (D + tile - 1) // tile
+    per = K // parts
+    for job in prange(b * parts * ntiles):
+        bi = job // (parts * ntiles)
+        p = (job // ntiles) % parts
+        tile_id = job % ntiles
+        c0 = tile_id * tile
+        c1 = min(c0 + tile, D)
+        _backward_job(
+            x, xdbl, WT, dt, At, Ds, gout, S, h, w, D, R, N, Kc,
+            gx, gxdbl, gWp, gbp, gAp, gDp, p * per, (p + 1) * per, c0, c1, bi, p, parts,
+            tile_id, ntiles,
+        )  # fmt: skip
