@@ -30,7 +30,7 @@ CASES = [  # b, h, w, dim, N, (tile, parts) or None for the automatic plan
     (2, 3, 5, 8, 1, None),
     (1, 7, 4, 40, 2, (16, 2)),  # 3 tiles (16, 16, 8), 2 parts
     (2, 6, 6, 16, 1, (16, 4)),  # one direction per job
-    (1, 9, 11, 33, 3, (32, 1)),  # a ragged tile
+    (1, 9, 11, 33, 3, (32, 2)),  # a ragged tile
     (1, 1, 1, 8, 1, None),
     (1, 13, 1, 8, 1, (8, 2)),
 ]
@@ -77,9 +77,10 @@ def test_fused_is_what_ss2d_runs_and_yields_to_a_named_backend(monkeypatch):
 
 
 def test_plan_gives_every_thread_a_job():
-    assert css.plan(1, 32, 1) == (32, 1)
+    assert css.plan(1, 32, 1) == (32, 2)
     assert css.plan(1, 32, 2) == (32, 2)
-    assert css.plan(8, 48, 2) == (48, 1)
+    assert css.plan(1, 32, 4) == (32, 4)
+    assert css.plan(8, 48, 2) == (48, 2)
     tile, parts = css.plan(1, 64, 16)
     assert parts == 4 and 16 <= tile < 64 and tile % 16 == 0
 

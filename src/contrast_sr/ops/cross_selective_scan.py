@@ -43,12 +43,10 @@ def available(x: torch.Tensor) -> bool:
 
 
 def plan(b: int, dim: int, threads: int) -> tuple[int, int]:
-    """(channel tile, direction parts) of the work split: directions first (1, 2 or 4 parts, a
-    partial output each), then channel tiles of 16-lane multiples, until every thread has a job.
-    Wider jobs amortise the per-step cost, so no more jobs than threads are made."""
-    parts = 1
-    while b * parts < threads and parts < K:
-        parts *= 2
+    """(channel tile, parts) of the work split: 2 parts (one orientation each) or 4 (one
+    direction each) when that feeds more threads, then channel tiles of 16-lane multiples until
+    every thread has a job. Wider jobs amortise the per-step cost, so no more jobs than needed."""
+    parts = 4 if b * 2 < threads else 2
     tile = dim
     if b * parts < threads and dim > 16:
         tiles = -(-threads // (b * parts))
@@ -60,71 +58,84 @@ def _flat(t: torch.Tensor):
     return t.detach().contiguous().view(-1).numpy()
 
 
+def _orientation_sums(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b, parts, L, D) per-part maps -> the row-major and the column-major orientation's sum."""
+    if t.shape[1] == 2:
+        return t[:, 0], t[:, 1]
+    return t[:, 0] + t[:, 2], t[:, 1] + t[:, 3]
+
+
 class _CrossSelectiveScanFn(torch.autograd.Function):
+    """(x, xT, z0, z1, dt_weight, dt_bias, A, Ds) -> (b, parts, L, D) per-part outputs, each in
+    its orientation's token order (layouts in :mod:`.cross_selective_scan_kernels`)."""
+
     @staticmethod
-    def forward(ctx, x, xdbl, dt_weight, dt_bias, A, Ds, h, w):
+    def forward(ctx, x, xT, z0, z1, dt_weight, dt_bias, A, Ds):
         b, L, D = x.shape
         R, N = dt_weight.shape[2], A.shape[1]
         f32 = torch.float32
-        x32, z32 = x.to(f32).contiguous(), xdbl.to(f32).contiguous()
+        x32, xT32 = x.to(f32).contiguous(), xT.to(f32).contiguous()
+        z0, z1 = z0.to(f32).contiguous(), z1.to(f32).contiguous()
         WT = dt_weight.to(f32).transpose(1, 2).contiguous()  # (K, R, D)
         bias = dt_bias.to(f32).reshape(-1).contiguous()
         At = A.to(f32).t().contiguous()  # (N, K*D)
         D32 = Ds.to(f32).contiguous()
-        save = any(ctx.needs_input_grad[:6])
+        save = any(ctx.needs_input_grad)
         Kc = checkpoint_every(N)
         S = torch.empty(b, K, -(-L // Kc), N, D) if save else torch.empty(0)
-        dt = torch.empty(b, L, K, D) if save else torch.empty(0)
+        dt = torch.empty(b, 2, L, 2, D) if save else torch.empty(0)
         tile, parts = plan(b, D, torch.get_num_threads())
         out = torch.empty(b, parts, L, D)
         with numba_threads():
             forward_kernel(
-                _flat(x32), _flat(z32), _flat(WT), _flat(bias), _flat(At), _flat(D32),
-                _flat(out), _flat(dt), _flat(S), b, h, w, D, R, N, Kc, tile, parts,
+                _flat(x32), _flat(xT32), _flat(z0), _flat(z1), _flat(WT), _flat(bias),
+                _flat(At), _flat(D32), _flat(out), _flat(dt), _flat(S), b, L, D, R, N, Kc,
+                tile, parts,
             )  # fmt: skip
         if save:
-            ctx.save_for_backward(x32, z32, WT, dt, At, D32, S)
-        ctx.plan, ctx.hw = (tile, parts), (h, w)
-        ctx.dtypes = (x.dtype, xdbl.dtype)
-        y = out.squeeze(1) if parts == 1 else out.sum(1)
-        return y.to(x.dtype)
+            ctx.save_for_backward(x32, xT32, z0, z1, WT, dt, At, D32, S)
+        ctx.tile = tile
+        ctx.dtypes = (x.dtype, z0.dtype)
+        return out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, gout):
-        x, z, WT, dt, At, D32, S = ctx.saved_tensors
-        (tile, parts), (h, w) = ctx.plan, ctx.hw
+        x, xT, z0, z1, WT, dt, At, D32, S = ctx.saved_tensors
         b, L, D = x.shape
-        R, N, P = WT.shape[1], At.shape[0], z.shape[3]
+        R, N, P = WT.shape[1], At.shape[0], z0.shape[3]
+        tile, parts = ctx.tile, gout.shape[1]
         nt = -(-D // tile)
         gout = gout.to(torch.float32).contiguous()
         gx = torch.empty(b, parts, L, D)
-        gz = torch.empty(b, nt, L, K, P)
+        gz0, gz1 = torch.empty(b, nt, L, 2, P), torch.empty(b, nt, L, 2, P)
         gW, gA = torch.empty(b, K, R, D), torch.empty(b, N, K * D)
         gb, gD = torch.empty(b, K * D), torch.empty(b, K * D)
         with numba_threads():
             backward_kernel(
-                _flat(x), _flat(z), _flat(WT), _flat(dt), _flat(At), _flat(D32), _flat(gout),
-                _flat(S), b, h, w, D, R, N, checkpoint_every(N), tile, parts, _flat(gx),
-                _flat(gz), _flat(gW), _flat(gb), _flat(gA), _flat(gD),
+                _flat(x), _flat(xT), _flat(z0), _flat(z1), _flat(WT), _flat(dt), _flat(At),
+                _flat(D32), _flat(gout), _flat(S), b, L, D, R, N, checkpoint_every(N), tile,
+                parts, _flat(gx), _flat(gz0), _flat(gz1), _flat(gW), _flat(gb), _flat(gA),
+                _flat(gD),
             )  # fmt: skip
         x_dtype, z_dtype = ctx.dtypes
-        gx = gx.squeeze(1) if parts == 1 else gx.sum(1)
-        gz = gz.squeeze(1) if nt == 1 else gz.sum(1)
+        g_rows, g_cols = _orientation_sums(gx)
+        gz0 = gz0.squeeze(1) if nt == 1 else gz0.sum(1)
+        gz1 = gz1.squeeze(1) if nt == 1 else gz1.sum(1)
         return (
-            gx.to(x_dtype),
-            gz.to(z_dtype),
+            g_rows.to(x_dtype),
+            g_cols.to(x_dtype),
+            gz0.to(z_dtype),
+            gz1.to(z_dtype),
             gW.sum(0).transpose(1, 2),
             gb.sum(0).view(K, D),
             gA.sum(0).t(),
             gD.sum(0),
-            None,
-            None,
         )
 
 
 def cross_selective_scan(
     x: torch.Tensor,
-    xdbl: torch.Tensor,
+    x_proj_weight: torch.Tensor,
     dt_weight: torch.Tensor,
     dt_bias: torch.Tensor,
     A: torch.Tensor,
@@ -132,30 +143,40 @@ def cross_selective_scan(
     h: int,
     w: int,
 ) -> torch.Tensor:
-    """Fused SS2D scan (see the module docstring): x (b, h*w, D); xdbl (b, h*w, 4, R + 2N);
-    dt_weight (4, D, R); dt_bias (4, D); A (4D, N); Ds (4D,). Returns (b, h*w, D) in x's dtype;
-    softplus on delta always. Needs :func:`available` (x)."""
+    """Fused SS2D scan (see the module docstring): x (b, h*w, D) row-major tokens;
+    x_proj_weight (4, R + 2N, D) (direction k's rows dt_low, B, C); dt_weight (4, D, R);
+    dt_bias (4, D); A (4D, N); Ds (4D,). Returns (b, h*w, D) in x's dtype; softplus on delta
+    always. Needs :func:`available` (x)."""
     b, L, D = x.shape
     R, N = dt_weight.shape[2], A.shape[1]
+    P = R + 2 * N
     if (
         h * w != L
-        or xdbl.shape != (b, L, K, R + 2 * N)
+        or x_proj_weight.shape != (K, P, D)
         or dt_weight.shape != (K, D, R)
         or dt_bias.shape != (K, D)
         or A.shape != (K * D, N)
         or Ds.shape != (K * D,)
     ):
         raise ValueError(
-            f"cross_selective_scan: inconsistent shapes x {tuple(x.shape)}, xdbl "
-            f"{tuple(xdbl.shape)}, dt_weight {tuple(dt_weight.shape)}, dt_bias "
+            f"cross_selective_scan: inconsistent shapes x {tuple(x.shape)}, x_proj_weight "
+            f"{tuple(x_proj_weight.shape)}, dt_weight {tuple(dt_weight.shape)}, dt_bias "
             f"{tuple(dt_bias.shape)}, A {tuple(A.shape)}, Ds {tuple(Ds.shape)} for {h}x{w}"
         )
     if not available(x):
         raise RuntimeError("cross_selective_scan needs numba and a float32/bf16/fp16 CPU tensor")
     if L == 0:
         return x.new_zeros(x.shape)
+    # the column-major orientation as its own contiguous copy: every walk is sequential
+    xT = x.view(b, h, w, D).transpose(1, 2).reshape(b, L, D)
+    # x projections per orientation (directions k and k + 2), one GEMM each on its own rows
+    z0 = (x @ x_proj_weight[0::2].reshape(2 * P, D).t()).view(b, L, 2, P)
+    z1 = (xT @ x_proj_weight[1::2].reshape(2 * P, D).t()).view(b, L, 2, P)
     with torch.autocast("cpu", enabled=False):
-        return _CrossSelectiveScanFn.apply(x, xdbl, dt_weight, dt_bias, A, Ds, h, w)
+        out = _CrossSelectiveScanFn.apply(x, xT, z0, z1, dt_weight, dt_bias, A, Ds)
+    rows, cols = _orientation_sums(out)
+    y = rows.view(b, h, w, D) + cols.view(b, w, h, D).transpose(1, 2)
+    return y.reshape(b, L, D)
 
 
 __all__ = ["available", "cross_selective_scan", "plan"]

@@ -1,16 +1,18 @@
 """numba kernels of the fused SS2D scan (:mod:`contrast_sr.ops.cross_selective_scan`).
 
 Importing this module needs numba. Every array is flat (C order) float32; K = 4 directions.
-Layouts: x, out, gx (b, L, D) in row-major token order; xdbl (b, L, K, P) with P = R + 2N
-(dt_low, B, C of each direction, computed per token); WT (K, R, D) (dt_proj weights,
-transposed); bias, Ds (K*D,); At (N, K*D) (A transposed); dt (b, L, K, D) delta after
-softplus; S (b, K, ceil(L/Kc), N, D) the state every Kc steps.
+Direction k scans orientation ``o = k % 2`` (0: the tokens in row-major order, 1: in
+column-major order), forwards for k < 2 and backwards for k >= 2, so every walk is a sequential
+pass over memory. Layouts (L = h*w, P = R + 2N):
 
-A job is (batch row, part of the directions, channel tile [c0, c1)). It walks each direction of
-its part in that direction's token order (:func:`token`) and adds its output into ``out`` at
-the token's row-major place, so the cross-scan gather, the per-direction copies of x, delta
-and the merge never exist in memory. Parts > 1 write separate (b, parts, L, D) partial outputs
-that the caller sums.
+* x (b, L, D) row-major tokens, xT (b, L, D) the same in column-major order;
+* z[o] (b, L, 2, P): dt_low, B, C of directions o and o + 2 for each token of orientation o;
+* WT (K, R, D) dt_proj weights transposed; bias, Ds (K*D,); At (N, K*D) A transposed;
+* out, gout (b, parts, L, D): each job's output in its orientation's token order;
+* dt (b, 2, L, 2, D) delta after softplus, S (b, K, ceil(L/Kc), N, D) the state every Kc steps.
+
+A job is (batch row, part, channel tile [c0, c1)); part p of 2 runs directions p and p + 2 (one
+orientation), part p of 4 direction p.
 """
 
 from __future__ import annotations
@@ -24,23 +26,17 @@ K = 4
 
 
 @njit(inline="always")
-def token(k, t, h, w):
-    """Row-major index of the token direction k visits at step t (L = h*w): 0 row-major,
-    1 column-major, 2 reversed row-major, 3 reversed column-major."""
-    if k >= 2:
-        t = h * w - 1 - t
-    if k % 2 == 1:
-        return (t % h) * w + t // h
-    return t
+def directions(p, parts):
+    """The directions part ``p`` of ``parts`` (2 or 4) runs, as range bounds and a step."""
+    return (p, K, 2) if parts == 2 else (p, p + 1, 1)
 
 
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 def _forward_job(
-    x, xdbl, WT, bias, At, Ds, out, dt_out, S, h, w, D, R, N, Kc, k0, k1, c0, c1, bi, p, parts
+    x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, L, D, R, N, Kc, c0, c1, bi, p, parts
 ):
-    """Directions [k0, k1) of batch row ``bi`` on channels [c0, c1), into partial output
-    ``p``. Saves dt and checkpoints when ``dt_out`` is not empty."""
-    L = h * w
+    """The directions of part ``p`` for batch row ``bi`` on channels [c0, c1). Saves dt and
+    the checkpoints when ``dt_out`` is not empty."""
     P = R + 2 * N
     wd = c1 - c0
     w64 = uint64(wd)
@@ -49,14 +45,19 @@ def _forward_job(
     dt = np.empty(wd, dtype=np.float32)
     acc = np.empty(wd, dtype=np.float32)
     hs = np.empty(N * wd, dtype=np.float32)
-    for k in range(k0, k1):
+    k_first, k_end, k_step = directions(p, parts)
+    for k in range(k_first, k_end, k_step):
+        o = k % 2
+        rev = k // 2
+        xa = x if o == 0 else xT
+        za = z0 if o == 0 else z1
         ch = uint64(k * D + c0)
         for i in range(N * wd):
             hs[i] = _ZERO
         for t in range(L):
-            s = token(k, t, h, w)
+            s = L - 1 - t if rev else t
             xrow = uint64((bi * L + s) * D + c0)
-            zrow = uint64(((bi * L + s) * K + k) * P)
+            zrow = uint64(((bi * L + s) * 2 + rev) * P)
             orow = uint64(((bi * parts + p) * L + s) * D + c0)
             if save and t % Kc == 0:
                 for n in range(N):
@@ -66,28 +67,28 @@ def _forward_job(
             for c in range(w64):
                 dt[c] = bias[ch + c]
             for r in range(R):
-                zr = xdbl[zrow + uint64(r)]
+                zr = za[zrow + uint64(r)]
                 wrow = uint64((k * R + r) * D + c0)
                 for c in range(w64):
                     dt[c] += WT[wrow + c] * zr
             for c in range(w64):
                 dt[c] = _softplus(dt[c])
-                acc[c] = Ds[ch + c] * x[xrow + c]
+                acc[c] = Ds[ch + c] * xa[xrow + c]
             if save:
-                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                drow = uint64((((bi * 2 + o) * L + s) * 2 + rev) * D + c0)
                 for c in range(w64):
                     dt_out[drow + c] = dt[c]
             for n in range(N):
-                bn = xdbl[zrow + uint64(R + n)]
-                cn = xdbl[zrow + uint64(R + N + n)]
+                bn = za[zrow + uint64(R + n)]
+                cn = za[zrow + uint64(R + N + n)]
                 arow = uint64(n * K * D) + ch
                 hrow = uint64(n * wd)
                 for c in range(w64):
                     dv = dt[c]
-                    hv = _exp(dv * At[arow + c]) * hs[hrow + c] + dv * x[xrow + c] * bn
+                    hv = _exp(dv * At[arow + c]) * hs[hrow + c] + dv * xa[xrow + c] * bn
                     hs[hrow + c] = hv
                     acc[c] += cn * hv
-            if k == k0:
+            if k == k_first:
                 for c in range(w64):
                     out[orow + c] = acc[c]
             else:
@@ -96,31 +97,30 @@ def _forward_job(
 
 
 @njit(parallel=True, cache=True)
-def forward_kernel(x, xdbl, WT, bias, At, Ds, out, dt_out, S, b, h, w, D, R, N, Kc, tile, parts):
+def forward_kernel(x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, b, L, D, R, N, Kc, tile, parts):
     ntiles = (D + tile - 1) // tile
-    per = K // parts
     for job in prange(b * parts * ntiles):
         bi = job // (parts * ntiles)
         p = (job // ntiles) % parts
         c0 = (job % ntiles) * tile
         c1 = min(c0 + tile, D)
         _forward_job(
-            x, xdbl, WT, bias, At, Ds, out, dt_out, S, h, w, D, R, N, Kc,
-            p * per, (p + 1) * per, c0, c1, bi, p, parts,
+            x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, L, D, R, N, Kc, c0, c1, bi, p,
+            parts,
         )  # fmt: skip
 
 
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 def _backward_job(
-    x, xdbl, WT, dt, At, Ds, gout, S, h, w, D, R, N, Kc,
-    gx, gxdbl, gWp, gbp, gAp, gDp, k0, k1, c0, c1, bi, p, parts, tile_id, ntiles,
+    x, xT, z0, z1, WT, dt, At, Ds, gout, S, L, D, R, N, Kc,
+    gx, gz0, gz1, gWp, gbp, gAp, gDp, c0, c1, bi, p, parts, tile_id, ntiles,
 ):  # fmt: skip
     """Adjoint of :func:`_forward_job`, per direction segment by segment from the end.
 
-    gx (b, parts, L, D) partial over parts; gxdbl (b, ntiles, L, K, P) partial over tiles;
-    gWp (b, K, R, D), gbp, gDp (b, K*D), gAp (b, N, K*D) partial over the batch.
+    gx (b, parts, L, D) this part's input gradient in its orientation's order; gz0, gz1
+    (b, ntiles, L, 2, P) partial over tiles; gWp (b, K, R, D), gbp, gDp (b, K*D),
+    gAp (b, N, K*D) partial over the batch.
     """
-    L = h * w
     P = R + 2 * N
     wd = c1 - c0
     w64 = uint64(wd)
@@ -137,7 +137,13 @@ def _backward_job(
     tb = np.empty(wd, dtype=np.float32)
     tc = np.empty(wd, dtype=np.float32)
     gz = np.empty(wd, dtype=np.float32)
-    for k in range(k0, k1):
+    k_first, k_end, k_step = directions(p, parts)
+    for k in range(k_first, k_end, k_step):
+        o = k % 2
+        rev = k // 2
+        xa = x if o == 0 else xT
+        za = z0 if o == 0 else z1
+        gza = gz0 if o == 0 else gz1
         ch = uint64(k * D + c0)
         for i in range(N * wd):
             carry[i] = _ZERO
@@ -156,12 +162,12 @@ def _backward_job(
                     hs[uint64(n * wd) + c] = S[srow + c]
             for t in range(t0, t1):
                 j = t - t0
-                s = token(k, t, h, w)
+                s = L - 1 - t if rev else t
                 xrow = uint64((bi * L + s) * D + c0)
-                zrow = uint64(((bi * L + s) * K + k) * P)
-                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                zrow = uint64(((bi * L + s) * 2 + rev) * P)
+                drow = uint64((((bi * 2 + o) * L + s) * 2 + rev) * D + c0)
                 for n in range(N):
-                    bn = xdbl[zrow + uint64(R + n)]
+                    bn = za[zrow + uint64(R + n)]
                     arow = uint64(n * K * D) + ch
                     hp = uint64((j * N + n) * wd)
                     hc = uint64(((j + 1) * N + n) * wd)
@@ -169,27 +175,27 @@ def _backward_job(
                         dv = dt[drow + c]
                         a = _exp(dv * At[arow + c])
                         As[hp + c] = a
-                        hs[hc + c] = a * hs[hp + c] + dv * x[xrow + c] * bn
+                        hs[hc + c] = a * hs[hp + c] + dv * xa[xrow + c] * bn
             for t in range(t1 - 1, t0 - 1, -1):
                 j = t - t0
-                s = token(k, t, h, w)
+                s = L - 1 - t if rev else t
                 xrow = uint64((bi * L + s) * D + c0)
-                zrow = uint64(((bi * L + s) * K + k) * P)
-                drow = uint64(((bi * L + s) * K + k) * D + c0)
+                zrow = uint64(((bi * L + s) * 2 + rev) * P)
+                drow = uint64((((bi * 2 + o) * L + s) * 2 + rev) * D + c0)
                 grow = uint64(((bi * parts + p) * L + s) * D + c0)
-                orow = uint64((((bi * ntiles + tile_id) * L + s) * K + k) * P)
+                orow = uint64((((bi * ntiles + tile_id) * L + s) * 2 + rev) * P)
                 for c in range(w64):
                     sgb[c] = _ZERO
                     sqa[c] = _ZERO
                 for n in range(N):
-                    bn = xdbl[zrow + uint64(R + n)]
-                    cn = xdbl[zrow + uint64(R + N + n)]
+                    bn = za[zrow + uint64(R + n)]
+                    cn = za[zrow + uint64(R + N + n)]
                     arow = uint64(n * K * D) + ch
                     hp = uint64((j * N + n) * wd)
                     hc = uint64(((j + 1) * N + n) * wd)
                     nw = uint64(n * wd)
                     for c in range(w64):
-                        gyv = gout[xrow + c]
+                        gyv = gout[grow + c]
                         gv = gyv * cn + carry[nw + c]
                         a = As[hp + c]
                         q = gv * a * hs[hp + c]
@@ -197,7 +203,7 @@ def _backward_job(
                         gA[nw + c] += q * dv
                         sgb[c] += gv * bn
                         sqa[c] += q * At[arow + c]
-                        tb[c] = gv * dv * x[xrow + c]
+                        tb[c] = gv * dv * xa[xrow + c]
                         tc[c] = gyv * hs[hc + c]
                         carry[nw + c] = a * gv
                     sb = _ZERO
@@ -205,14 +211,14 @@ def _backward_job(
                     for c in range(w64):
                         sb += tb[c]
                         sc += tc[c]
-                    gxdbl[orow + uint64(R + n)] = sb
-                    gxdbl[orow + uint64(R + N + n)] = sc
+                    gza[orow + uint64(R + n)] = sb
+                    gza[orow + uint64(R + N + n)] = sc
                 for c in range(w64):
                     dv = dt[drow + c]
-                    gyv = gout[xrow + c]
-                    uv = x[xrow + c]
+                    gyv = gout[grow + c]
+                    uv = xa[xrow + c]
                     gu = dv * sgb[c] + gyv * Ds[ch + c]
-                    if k == k0:
+                    if k == k_first:
                         gx[grow + c] = gu
                     else:
                         gx[grow + c] += gu
@@ -221,13 +227,13 @@ def _backward_job(
                     gb[c] += g
                     gD[c] += gyv * uv
                 for r in range(R):
-                    zr = xdbl[zrow + uint64(r)]
+                    zr = za[zrow + uint64(r)]
                     wrow = uint64((k * R + r) * D + c0)
                     sr = _ZERO
                     for c in range(w64):
                         sr += gz[c] * WT[wrow + c]
                         gW[uint64(r * wd) + c] += gz[c] * zr
-                    gxdbl[orow + uint64(r)] = sr
+                    gza[orow + uint64(r)] = sr
         for n in range(N):
             orow = uint64((bi * N + n) * K * D) + ch
             for c in range(w64):
@@ -244,11 +250,10 @@ def _backward_job(
 
 @njit(parallel=True, cache=True)
 def backward_kernel(
-    x, xdbl, WT, dt, At, Ds, gout, S, b, h, w, D, R, N, Kc, tile, parts,
-    gx, gxdbl, gWp, gbp, gAp, gDp,
+    x, xT, z0, z1, WT, dt, At, Ds, gout, S, b, L, D, R, N, Kc, tile, parts,
+    gx, gz0, gz1, gWp, gbp, gAp, gDp,
 ):  # fmt: skip
     ntiles = (D + tile - 1) // tile
-    per = K // parts
     for job in prange(b * parts * ntiles):
         bi = job // (parts * ntiles)
         p = (job // ntiles) % parts
@@ -256,7 +261,6 @@ def backward_kernel(
         c0 = tile_id * tile
         c1 = min(c0 + tile, D)
         _backward_job(
-            x, xdbl, WT, dt, At, Ds, gout, S, h, w, D, R, N, Kc,
-            gx, gxdbl, gWp, gbp, gAp, gDp, p * per, (p + 1) * per, c0, c1, bi, p, parts,
-            tile_id, ntiles,
+            x, xT, z0, z1, WT, dt, At, Ds, gout, S, L, D, R, N, Kc,
+            gx, gz0, gz1, gWp, gbp, gAp, gDp, c0, c1, bi, p, parts, tile_id, ntiles,
         )  # fmt: skip

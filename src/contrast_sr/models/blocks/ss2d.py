@@ -87,17 +87,13 @@ class SS2D(nn.Module):
         return self.out_proj(self.out_norm(y.view(b, h, w, self.d_inner)))
 
     def _scan_fused(self, seq: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """(B, L, D) row-major tokens -> merged scan output (B, L, D), one fused CPU op: the
-        x projections of all four directions are one GEMM on the row-major tokens (the same
-        per-token values as on the cross-scanned rows), the rest happens in the kernel."""
-        b, L, d = seq.shape
-        n = self.d_state
-        weight = self.x_proj_weight.reshape(K * (self.dt_rank + 2 * n), d)
-        x_dbl = (seq @ weight.t()).view(b, L, K, self.dt_rank + 2 * n)
+        """(B, L, D) row-major tokens -> merged scan output (B, L, D), one fused CPU op (the
+        x projections, cross-scan, dt projection, scan and merge)."""
         A = -torch.exp(self.A_logs)
+        b, L, d = seq.shape
         notify_scan_observers(seq.new_empty((b, L, K * d), device="meta"), A, self.Ds)
         return cross_selective_scan(
-            seq, x_dbl, self.dt_projs_weight, self.dt_projs_bias, A, self.Ds, h, w
+            seq, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, A, self.Ds, h, w
         )
 
     def _scan(self, x: torch.Tensor) -> torch.Tensor:
