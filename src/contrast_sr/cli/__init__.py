@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Sequence
 
 from contrast_sr import __version__
+from contrast_sr.cli.threads_arg import COMPUTING_COMMANDS, add_threads_argument
 from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"contrast_sr.cli.{name}")
-        module.register(subparsers)
+        command = module.register(subparsers)
+        if name in COMPUTING_COMMANDS:
+            add_threads_argument(command)
     return parser
 
 
@@ -72,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
+        if getattr(args, "threads", None) is not None:  # --threads of a computing command
+            from contrast_sr.utils.threads import set_threads
+
+            args.threads = set_threads(args.threads)
         return int(args.func(args) or 0)
     except ContrastError as exc:
         if isinstance(exc, ArgumentError):  # library arguments are flags here

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 
+from contrast_sr.cli.threads_arg import add_threads_argument
 from contrast_sr.errors import UsageError
 
 DEFAULT_MODELS = "hat_light,mamba,baseline"
@@ -58,7 +59,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
     parser.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     parser.add_argument(
         "--isolate",
@@ -98,7 +99,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     scan.add_argument(
         "--bandwidth-mb", type=int, default=256, help="size of the memory-copy probe (MB)"
     )
-    scan.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    add_threads_argument(scan)
     scan.add_argument(
         "--no-malloc-tune",
         action="store_true",
@@ -173,8 +174,6 @@ def run(args: argparse.Namespace) -> int:
 
     if min(args.batch, args.size, args.repeat, args.scale) < 1 or args.warmup < 0:
         raise UsageError("bench", "--batch, --size, --repeat, --scale must be positive")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
@@ -210,14 +209,9 @@ def run_scan(args: argparse.Namespace) -> int:
     from contrast_sr.analysis import bench_scan
 
     tuned = False if args.no_malloc_tune else bench_scan.tune_malloc()
-    import torch
 
     from contrast_sr.ops.scan import list_scan_backends
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError("--threads", f"must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     if args.reps < 1 or args.ref_reps < 1:
         raise UsageError("--reps", "repetitions must be >= 1")
     if args.groups < 1:

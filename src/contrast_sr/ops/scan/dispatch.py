@@ -75,7 +75,7 @@ _BACKENDS: dict[str, ScanBackend] = {
     "reference": ScanBackend(scan_reference_channels_last),  # the sequential loop
     "chunked": ScanBackend(selective_scan_channels_last_chunked),  # traced / exported graphs
 }
-if importlib.util.find_spec("numba") is not None:  # optional extra "numba"
+if importlib.util.find_spec("numba") is not None:  # a dependency; torch is the fallback
     _BACKENDS["numba"] = ScanBackend(_numba_scan, _numba_available)
 if importlib.util.find_spec("triton") is not None:  # optional extra "triton" (CUDA tensors)
     _BACKENDS["triton"] = ScanBackend(_triton_scan, _triton_available)

@@ -1,5 +1,6 @@
-"""The "numba" scan backend: fused CPU selective scan (optional extra ``numba``), one pass
-over memory. The kernels are in :mod:`contrast_sr.ops.scan.numba_kernels`; this module holds the
+"""The "numba" scan backend: fused CPU selective scan, one pass over memory (numba is a
+dependency; without it the torch backend is the fallback). The kernels are in
+:mod:`contrast_sr.ops.scan.numba_kernels`; this module holds the
 availability check, the work split, thread control and the autograd wrapper.
 
 Same semantics and channels-last layout as the torch backend (u, delta (b, L, dim);
@@ -28,7 +29,7 @@ import torch
 from contrast_sr.ops.scan.checks import check_scan_args
 from contrast_sr.ops.tracing import is_capturing
 
-try:  # optional dependency
+try:  # a regular dependency, but the package still works without it
     import numba
 
     from contrast_sr.ops.scan.numba_kernels import backward_kernel, forward_kernel
