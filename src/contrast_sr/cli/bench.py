@@ -54,6 +54,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=64, help="LR input height = width")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        metavar="S1,S2,...",
+        help="several LR sizes (e.g. 64,128,256,512): every model at each, plus a time-vs-size "
+        "table (time per output megapixel, growth against the pixel count)",
+    )
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
@@ -127,6 +134,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _sizes(args) -> list[int]:
+    if args.sizes is None:
+        return [args.size]
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UsageError("--sizes", f"expected positive integers S1,S2,..., got {args.sizes!r}")
+    return sizes
+
+
 def _bench_one(args, spec: str, device) -> dict:
     from contrast_sr.analysis.bench import bench_model
     from contrast_sr.analysis.common import load_analysis_model
@@ -168,34 +187,60 @@ def run(args: argparse.Namespace) -> int:
     """The model benchmark (no target)."""
     import torch
 
-    from contrast_sr.analysis.bench import BenchResult, add_ratios, format_table
+    from contrast_sr.analysis.bench import (
+        BenchResult,
+        add_ratios,
+        format_growth,
+        format_table,
+        matmul_peak_gflops,
+        size_growth,
+    )
     from contrast_sr.errors import UsageError
     from contrast_sr.utils.device import resolve_device
+    from contrast_sr.utils.threads import busy_cores
 
     if min(args.batch, args.size, args.repeat, args.scale) < 1 or args.warmup < 0:
         raise UsageError("bench", "--batch, --size, --repeat, --scale must be positive")
+    sizes = _sizes(args)
+    busy = busy_cores()
     device = resolve_device(args.device)
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
         raise UsageError("--models", "give at least one model")
     isolate = device.type == "cpu" if args.isolate is None else args.isolate
+    peak = matmul_peak_gflops(device=device)
+    print(
+        f"float32 matmul peak {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
     rows = []
     for spec in specs:
-        raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
-        rows.append(BenchResult(**{k: v for k, v in raw.items()}))
-        print(f"{spec}: {rows[-1].time_s * 1e3:.1f} ms/step", file=sys.stderr)
+        for size in sizes:
+            args.size = size
+            raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
+            row = BenchResult(**{k: v for k, v in raw.items()})
+            row.peak_share = None if row.gflops_per_s is None else row.gflops_per_s / peak
+            rows.append(row)
+            print(f"{spec} {size}²: {row.time_s * 1e3:.1f} ms/step", file=sys.stderr)
     add_ratios(rows)
     table = format_table(rows)
+    growth = size_growth(rows) if len(sizes) > 1 else []
+    if growth:
+        table += "\n\n" + format_growth(growth)
     report = {
         "mode": args.mode,
         "batch": args.batch,
-        "size": args.size,
+        "size": sizes[0],
+        "sizes": sizes,
         "scale": args.scale,
         "device": str(device),
         "precision": args.precision,
         "threads": torch.get_num_threads(),
+        "busy_cores_at_start": busy,
+        "matmul_peak_gflops": peak,
         "torch": torch.__version__,
         "results": [r.to_dict() for r in rows],
+        "size_growth": growth,
     }
     if args.json:
         print(table, file=sys.stderr)
