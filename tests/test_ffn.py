@@ -39,3 +39,32 @@ def test_conv_ffns_equal_their_conv_definition(kind, padding):
         torch.autograd.grad(y, params, gy), torch.autograd.grad(y_ref, params, gy), strict=True
     ):
         assert torch.allclose(g, g_ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("hw", [(5, 7), (2, 2), (9, 3)])
+def test_fused_gate_at_inference_equals_torch_path(padding, hw, monkeypatch):
+    import contrast_sr.models.blocks.ffn as ffn
+    from contrast_sr.ops import gated_dwconv
+
+    if gated_dwconv.numba is None:
+        pytest.skip("numba is not installed")
+    torch.manual_seed(2)
+    m = build_ffn("gcffn", 12, 2.0, padding)
+    x = torch.randn(2, *hw, 12) * 2
+    with torch.no_grad():
+        assert gated_dwconv.available(x)
+        fused = m(x)
+        monkeypatch.setattr(ffn, "gated_available", lambda _: False)
+        reference = m(x)
+    assert torch.allclose(fused, reference, atol=2e-6, rtol=1e-5)
+    assert torch.allclose(fused, _as_convs(m, x), atol=2e-6, rtol=1e-5)
+
+
+def test_erf32_matches_torch():
+    pytest.importorskip("numba")
+    from contrast_sr.ops import gated_dwconv_kernels as k
+
+    grid = torch.linspace(-6, 6, 4001)
+    ours = torch.tensor([k.erf32(v) for v in grid.tolist()], dtype=torch.float64)
+    assert (ours - torch.erf(grid.double())).abs().max() < 5e-7

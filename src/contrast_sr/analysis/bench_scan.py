@@ -13,7 +13,6 @@ repetitions when there are any.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import platform
@@ -30,24 +29,6 @@ DEFAULT_SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (8, 240, 16, 4096),
     (1, 240, 1, 65536),
 )
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def tune_malloc() -> bool:
-    """Keep freed large blocks in the heap (glibc, Linux): large temporaries then stop paying
-    page faults and zeroing on every allocation. Returns whether the tuning was applied."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-        ok &= libc.mallopt(_M_TOP_PAD, 256 * 1024 * 1024)
-        return bool(ok)
-    except (OSError, AttributeError):
-        return False
 
 
 def _busy_seconds() -> float | None:

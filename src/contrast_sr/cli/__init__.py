@@ -75,10 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
-        if getattr(args, "threads", None) is not None:  # --threads of a computing command
+        if getattr(args, "threads", None) is not None:  # a computing command
+            from contrast_sr.utils.malloc import tune_malloc
             from contrast_sr.utils.threads import set_threads
 
             args.threads = set_threads(args.threads)
+            if not getattr(args, "no_malloc_tune", False):
+                tune_malloc()
         return int(args.func(args) or 0)
     except ContrastError as exc:
         if isinstance(exc, ArgumentError):  # library arguments are flags here

@@ -20,6 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.ops.gated_dwconv import PADDINGS as GATE_PADDINGS
+from contrast_sr.ops.gated_dwconv import available as gated_available
+from contrast_sr.ops.gated_dwconv import gated_dwconv3x3_gelu
 
 
 def _to_nchw(x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +103,11 @@ class GatedConvFFN(nn.Module):
         # the depthwise conv runs on a channels-last tensor
         hidden = self.fc2.in_channels
         w1, b1 = _pointwise(self.fc1)
+        if gated_available(x) and self.dwconv.padding_mode in GATE_PADDINGS:  # CPU inference
+            gate = gated_dwconv3x3_gelu(
+                F.linear(x, w1), b1, self.dwconv.weight, self.dwconv.bias, self.dwconv.padding_mode
+            )
+            return F.linear(gate, *_pointwise(self.fc2))
         x1 = F.linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
         x2 = F.linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
         gate = _to_nhwc(conv_gelu(self.dwconv, _to_nchw(x2)))
