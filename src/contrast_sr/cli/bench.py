@@ -252,8 +252,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from contrast_sr.analysis import bench_scan
+    from contrast_sr.utils.malloc import tune_malloc
 
-    tuned = False if args.no_malloc_tune else bench_scan.tune_malloc()
+    tuned = False if args.no_malloc_tune else tune_malloc()
 
     from contrast_sr.ops.scan import list_scan_backends
 
