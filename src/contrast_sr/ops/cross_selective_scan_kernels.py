@@ -194,18 +194,19 @@ def _backward_job(
                     hp = uint64((j * N + n) * wd)
                     hc = uint64(((j + 1) * N + n) * wd)
                     nw = uint64(n * wd)
+                    # two loops over fewer arrays each: LLVM vectorises them better
                     for c in range(w64):
-                        gyv = gout[grow + c]
-                        gv = gyv * cn + carry[nw + c]
+                        gv = gout[grow + c] * cn + carry[nw + c]
                         a = As[hp + c]
                         q = gv * a * hs[hp + c]
-                        dv = dt[drow + c]
-                        gA[nw + c] += q * dv
-                        sgb[c] += gv * bn
+                        gA[nw + c] += q * dt[drow + c]
                         sqa[c] += q * At[arow + c]
-                        tb[c] = gv * dv * xa[xrow + c]
-                        tc[c] = gyv * hs[hc + c]
                         carry[nw + c] = a * gv
+                        tb[c] = gv
+                    for c in range(w64):
+                        sgb[c] += tb[c] * bn
+                        tb[c] = tb[c] * dt[drow + c] * xa[xrow + c]
+                        tc[c] = gout[grow + c] * hs[hc + c]
                     sb = _ZERO
                     sc = _ZERO
                     for c in range(w64):
@@ -213,19 +214,19 @@ def _backward_job(
                         sc += tc[c]
                     gza[orow + uint64(R + n)] = sb
                     gza[orow + uint64(R + N + n)] = sc
+                # short loops: as one, LLVM leaves the exp unvectorised (too many arrays)
+                if k == k_first:
+                    for c in range(w64):
+                        gx[grow + c] = dt[drow + c] * sgb[c] + gout[grow + c] * Ds[ch + c]
+                else:
+                    for c in range(w64):
+                        gx[grow + c] += dt[drow + c] * sgb[c] + gout[grow + c] * Ds[ch + c]
                 for c in range(w64):
-                    dv = dt[drow + c]
-                    gyv = gout[grow + c]
-                    uv = xa[xrow + c]
-                    gu = dv * sgb[c] + gyv * Ds[ch + c]
-                    if k == k_first:
-                        gx[grow + c] = gu
-                    else:
-                        gx[grow + c] += gu
-                    g = (uv * sgb[c] + sqa[c]) * (_ONE - _exp(-dv))  # softplus' derivative
-                    gz[c] = g
-                    gb[c] += g
-                    gD[c] += gyv * uv
+                    dv = dt[drow + c]  # softplus' derivative is 1 - exp(-dt)
+                    gz[c] = (xa[xrow + c] * sgb[c] + sqa[c]) * (_ONE - _exp(-dv))
+                for c in range(w64):
+                    gb[c] += gz[c]
+                    gD[c] += gout[grow + c] * xa[xrow + c]
                 for r in range(R):
                     zr = za[zrow + uint64(r)]
                     wrow = uint64((k * R + r) * D + c0)
