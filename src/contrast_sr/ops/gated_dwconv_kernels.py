@@ -1,8 +1,8 @@
 """numba kernel of :mod:`contrast_sr.ops.gated_dwconv` (needs numba; float32, flat arrays).
 
 One job per image row: for each pixel, the nine taps of the depthwise 3x3 convolution are
-vector loops over the F channels reading the three input rows in place (channels-last, so each
-tap is one contiguous run), then GELU and the gate product, written to the output row.
+vector loops over the F channels reading the three rows of h2 in place (channels-last, so each
+tap is one contiguous run), then GELU and the product with h1, written to the output row.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def _source(i, n, reflect):
 
 
 @njit(parallel=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
-def gated_dwconv_kernel(h, bias, taps, dw_bias, out, b, H, W, F, reflect):
-    """h (b, H, W, 2F); bias (2F,); taps (9, F); dw_bias (F,); out (b, H, W, F)."""
+def gated_dwconv_kernel(h1, h2, bias, taps, dw_bias, out, b, H, W, F, reflect):
+    """h1, h2, out (b, H, W, F); bias (2F,); taps (9, F); dw_bias (F,)."""
     f64 = uint64(F)
     for job in prange(b * H):
         bi = job // H
@@ -73,16 +73,15 @@ def gated_dwconv_kernel(h, bias, taps, dw_bias, out, b, H, W, F, reflect):
                     xx = _source(x + dx - 1, W, reflect)
                     if xx < 0:
                         continue
-                    src = uint64(((bi * H + yy) * W + xx) * 2 * F + F)
+                    src = uint64(((bi * H + yy) * W + xx) * F)
                     tap = uint64((dy * 3 + dx) * F)
                     for c in range(f64):
-                        acc[c] += taps[tap + c] * (h[src + c] + bias[f64 + c])
-            row = uint64(((bi * H + y) * W + x) * 2 * F)
-            orow = uint64(((bi * H + y) * W + x) * F)
+                        acc[c] += taps[tap + c] * (h2[src + c] + bias[f64 + c])
+            row = uint64(((bi * H + y) * W + x) * F)
             for c in range(f64):
                 v = acc[c]
                 g = _HALF * v * (_ONE + erf32(v * _SQRT_HALF))
-                out[orow + c] = (h[row + c] + bias[c]) * g
+                out[row + c] = (h1[row + c] + bias[c]) * g
 
 
 __all__ = ["erf32", "gated_dwconv_kernel"]

@@ -104,9 +104,9 @@ class GatedConvFFN(nn.Module):
         hidden = self.fc2.in_channels
         w1, b1 = _pointwise(self.fc1)
         if gated_available(x) and self.dwconv.padding_mode in GATE_PADDINGS:  # CPU inference
-            gate = gated_dwconv3x3_gelu(
-                F.linear(x, w1), b1, self.dwconv.weight, self.dwconv.bias, self.dwconv.padding_mode
-            )
+            h1, h2 = F.linear(x, w1[:hidden]), F.linear(x, w1[hidden:])
+            dw = self.dwconv
+            gate = gated_dwconv3x3_gelu(h1, h2, b1, dw.weight, dw.bias, dw.padding_mode)
             return F.linear(gate, *_pointwise(self.fc2))
         x1 = F.linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
         x2 = F.linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
