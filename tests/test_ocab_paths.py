@@ -69,3 +69,16 @@ def test_fused_path_is_inference_only_and_checks_shapes():
         with pytest.raises(ValueError, match="bias"):
             oa.overlap_attention(qkv, 3, 4, 6, torch.zeros(3, 16, 16))
     assert not oa.available(qkv.double().detach())
+
+
+@pytest.mark.skipif(oa.numba is None, reason="numba is not installed")
+@pytest.mark.parametrize("bias", ["none", "dynamic"])
+def test_fused_inference_head_dim_8_path(bias):
+    """Head dim 8 (the light models') has its own unrolled loops in the kernel."""
+    torch.manual_seed(3)
+    m = OCAB(16, 2, 4, bias=bias).eval()
+    x = torch.randn(1, 8, 12, 16) * 3
+    with torch.no_grad():
+        qkv = m.qkv(m.norm1(x))
+        fused = oa.overlap_attention(qkv, 2, m.ws, m.ows, m.position_bias())
+        assert torch.allclose(fused, m._attention_traceable(qkv), atol=1e-5)

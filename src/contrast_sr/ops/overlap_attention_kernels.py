@@ -58,11 +58,24 @@ def overlap_attention_kernel(qkv, bias, out, b, H, W, C, heads, ws, ows, scale):
                 else:
                     for j in range(m64):
                         s[j] = _ZERO
-                for dd in range(d):
-                    qv = qkv[qrow + dd] * scale
-                    krow = uint64(dd * m)
+                if d == 8:  # the light models' head dim: one pass over the keys, not eight
+                    q0, q1 = qkv[qrow] * scale, qkv[qrow + 1] * scale
+                    q2, q3 = qkv[qrow + 2] * scale, qkv[qrow + 3] * scale
+                    q4, q5 = qkv[qrow + 4] * scale, qkv[qrow + 5] * scale
+                    q6, q7 = qkv[qrow + 6] * scale, qkv[qrow + 7] * scale
                     for j in range(m64):
-                        s[j] += qv * kt[krow + j]
+                        s[j] += (
+                            q0 * kt[j] + q1 * kt[m64 + j] + q2 * kt[2 * m64 + j]
+                            + q3 * kt[3 * m64 + j] + q4 * kt[4 * m64 + j]
+                            + q5 * kt[5 * m64 + j] + q6 * kt[6 * m64 + j]
+                            + q7 * kt[7 * m64 + j]
+                        )  # fmt: skip
+                else:
+                    for dd in range(d):
+                        qv = qkv[qrow + dd] * scale
+                        krow = uint64(dd * m)
+                        for j in range(m64):
+                            s[j] += qv * kt[krow + j]
                 mx = s[0]
                 for j in range(m64):
                     mx = max(mx, s[j])
@@ -73,6 +86,23 @@ def overlap_attention_kernel(qkv, bias, out, b, H, W, C, heads, ws, ows, scale):
                     total += e
                 inv = _ONE / total
                 orow = token * C + head * d
+                if d == 8:  # one pass over the keys with eight sums
+                    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _ZERO
+                    for j in range(m64):
+                        p = s[j]
+                        a0 += p * vt[j]
+                        a1 += p * vt[m64 + j]
+                        a2 += p * vt[2 * m64 + j]
+                        a3 += p * vt[3 * m64 + j]
+                        a4 += p * vt[4 * m64 + j]
+                        a5 += p * vt[5 * m64 + j]
+                        a6 += p * vt[6 * m64 + j]
+                        a7 += p * vt[7 * m64 + j]
+                    out[orow], out[orow + 1] = a0 * inv, a1 * inv
+                    out[orow + 2], out[orow + 3] = a2 * inv, a3 * inv
+                    out[orow + 4], out[orow + 5] = a4 * inv, a5 * inv
+                    out[orow + 6], out[orow + 7] = a6 * inv, a7 * inv
+                    continue
                 for dd in range(d):
                     vrow = uint64(dd * m)
                     acc = _ZERO
