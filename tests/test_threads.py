@@ -45,3 +45,11 @@ def test_cli_applies_and_rejects_threads(capsys, tmp_path):
     code = main(["bench", "--threads", "0", "--models", "contrast_tiny"])
     assert code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+def test_train_threads_ignore_the_load(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 4)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 3.0)
+    assert threads.auto_threads() == 1
+    assert threads.auto_threads(load_aware=False) == 4

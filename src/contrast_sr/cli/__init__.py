@@ -19,7 +19,11 @@ import traceback
 from collections.abc import Sequence
 
 from contrast_sr import __version__
-from contrast_sr.cli.threads_arg import COMPUTING_COMMANDS, add_threads_argument
+from contrast_sr.cli.threads_arg import (
+    COMPUTING_COMMANDS,
+    LOAD_INDEPENDENT_COMMANDS,
+    add_threads_argument,
+)
 from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
@@ -79,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from contrast_sr.utils.malloc import tune_malloc
             from contrast_sr.utils.threads import set_threads
 
-            args.threads = set_threads(args.threads)
+            load_aware = args.command not in LOAD_INDEPENDENT_COMMANDS
+            args.threads = set_threads(args.threads, load_aware)
             if not getattr(args, "no_malloc_tune", False):
                 tune_malloc()
         return int(args.func(args) or 0)

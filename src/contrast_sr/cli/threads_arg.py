@@ -7,6 +7,9 @@ import argparse
 
 # commands that run models or kernels; the others (models, convert, plot) only read and write
 COMPUTING_COMMANDS = ("upscale", "eval", "train", "export", "bench", "lam", "features", "compare")
+# auto ignores the load here: sums depend on the thread count, and a training run (or its
+# resume) must give the same bits whatever else the machine was doing
+LOAD_INDEPENDENT_COMMANDS = ("train", "study")
 HELP = (
     "CPU threads: N, or auto (default): $OMP_NUM_THREADS if set, else the physical cores "
     "minus those other processes keep busy now"

@@ -2,9 +2,11 @@
 
 Default (``auto``): ``$OMP_NUM_THREADS`` when set; else the physical cores this process may run
 on, minus the cores other processes keep busy right now (sampled from ``/proc/stat`` over
-50 ms), at least 1. Oversubscribing a core costs far more than leaving one idle: with another
-process on one of two cores, two torch threads made contrast_tiny 3-5x slower than one thread
-(docs/performance.md), because every parallel op waits for its slowest thread.
+50 ms), at least 1. Oversubscribing a core costs far more than leaving one idle: on a 2-core
+machine with other work running, two threads made contrast_tiny up to 20x slower than one
+(docs/performance.md), because every parallel op waits for its slowest thread. ``train`` and
+``study`` ignore the load (all physical cores): float sums depend on the thread count, and a
+run must give the same bits whatever else the machine did meanwhile.
 """
 
 from __future__ import annotations
@@ -68,12 +70,15 @@ def busy_cores(sample_s: float = 0.05) -> float:
     return share * (os.cpu_count() or 1)
 
 
-def auto_threads() -> int:
-    """The default thread count (see the module docstring)."""
+def auto_threads(load_aware: bool = True) -> int:
+    """The default thread count (see the module docstring); ``load_aware=False`` ignores other
+    processes (training: the same thread count on every run keeps results bit-identical)."""
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) >= 1:
         return int(env)
     cores = physical_cores()
+    if not load_aware:
+        return cores
     return max(1, min(cores, round(cores - busy_cores())))
 
 
@@ -90,13 +95,13 @@ def parse_threads(value: str | int | None) -> int | None:
     return n
 
 
-def set_threads(value: str | int | None = "auto") -> int:
+def set_threads(value: str | int | None = "auto", load_aware: bool = True) -> int:
     """Apply ``--threads`` (an integer, or ``auto``/None for :func:`auto_threads`) to torch
     (the numba kernels follow torch's count); returns the count."""
     import torch
 
     n = parse_threads(value)
-    n = auto_threads() if n is None else n
+    n = auto_threads(load_aware) if n is None else n
     torch.set_num_threads(n)
     return n
 
