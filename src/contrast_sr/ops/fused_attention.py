@@ -59,7 +59,8 @@ class _FusedWindowAttention(torch.autograd.Function):
         q, k, v, bias, out, lse = ctx.saved_tensors
         B, nW, h, n, d = q.shape
         m, J = k.shape[3], B * nW * h
-        groups = max(1, min(B * nW, -(-torch.get_num_threads() // h)))
+        # jobs (group of windows, head), at least two per thread so the last round is short
+        groups = max(1, min(B * nW, -(-2 * torch.get_num_threads() // h)))
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         has_bias = bias.numel() > 0
         dbias = torch.empty(groups, h, n, m) if has_bias else torch.empty(0)
