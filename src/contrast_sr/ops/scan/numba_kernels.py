@@ -213,18 +213,19 @@ def _backward_job(
                 hc = uint64(((j + 1) * N + n) * w)
                 ar = uint64((j * N + n) * w)
                 nw = uint64(n * w)
+                # two loops over fewer arrays each, which LLVM vectorises better
                 for c in range(w64):
-                    gyv = gy[row + c]
-                    gv = gyv * cl[c] + carry[nw + c]
+                    gv = gy[row + c] * cl[c] + carry[nw + c]
                     a = As[ar + c]
                     q = gv * a * hs[hp + c]
-                    dv = dt[row + c]
-                    gA[nw + c] += q * dv
-                    sgb[c] += gv * bl[c]
+                    gA[nw + c] += q * dt[row + c]
                     sqa[c] += q * At[arow + c]
-                    tb[c] = gv * dv * u[row + c]
-                    tc[c] = gyv * hs[hc + c]
                     carry[nw + c] = a * gv
+                    tb[c] = gv
+                for c in range(w64):
+                    sgb[c] += tb[c] * bl[c]
+                    tb[c] = tb[c] * dt[row + c] * u[row + c]
+                    tc[c] = gy[row + c] * hs[hc + c]
                 for g in range(g_first, g_last + 1):
                     lo = uint64(max(c0, g * Dg) - c0)
                     hi = uint64(min(c1, (g + 1) * Dg) - c0)
