@@ -14,5 +14,7 @@ def test_tuning_can_be_turned_off(monkeypatch):
 
 def test_tuning_applies_on_glibc(monkeypatch):
     monkeypatch.delenv(malloc.ENV, raising=False)
-    applied = malloc.tune_malloc()
-    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert malloc.tune_malloc("lean") == glibc
+    assert malloc.tune_malloc() == glibc  # "fast"
+    assert malloc.tune_malloc("other") is False

@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_aware = args.command not in LOAD_INDEPENDENT_COMMANDS
             args.threads = set_threads(args.threads, load_aware)
             if not getattr(args, "no_malloc_tune", False):
-                tune_malloc()
+                # an untiled upscale allocates maps of ever new sizes: keep its memory lean
+                untiled = args.command == "upscale" and not getattr(args, "tile", None)
+                tune_malloc("lean" if untiled else "fast")
         return int(args.func(args) or 0)
     except ContrastError as exc:
         if isinstance(exc, ArgumentError):  # library arguments are flags here
