@@ -271,7 +271,7 @@ def run_scan(args: argparse.Namespace) -> int:
             raise UsageError("--shape", f"dim {dim} is not divisible by --groups {args.groups}")
     if args.backends:
         backends = [n.strip() for n in args.backends.split(",") if n.strip()]
-        unknown = [n for n in backends if n not in list_scan_backends()]
+        unknown = [n for n in backends if n not in [*list_scan_backends(), bench_scan.SS2D]]
         if unknown:
             known = ", ".join(list_scan_backends())
             raise UsageError("--backends", f"unknown {', '.join(unknown)} (known: {known})")
