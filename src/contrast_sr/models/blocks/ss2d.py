@@ -4,6 +4,9 @@ Channels-last throughout: the cross-scan builds (B, L, 4, C) sequences directly,
 projections are one matmul each on those rows with a block-diagonal weight, and the scan runs on
 (B, L, 4C) with the four directions folded into the channel axis (row k*C + c, matching
 ``A_logs`` / ``Ds``). Traced or exported, the ops take their traceable path by themselves.
+On the CPU, where the scan would run on the "numba" backend, all of that (cross-scan,
+projections, scan, merge) is one fused op instead
+(:func:`contrast_sr.ops.cross_selective_scan.cross_selective_scan`, same values).
 """
 
 from __future__ import annotations
