@@ -19,6 +19,7 @@ from contrast_sr.models.blocks.attention_backend import (
 )
 from contrast_sr.models.blocks.ocab import OCAB
 from contrast_sr.models.blocks.window_attention import WindowAttention
+from contrast_sr.ops import fused_attention
 
 
 def _qkv(b=2, nw=3, h=2, n=9, m=16, d=5, grad=False):
@@ -86,7 +87,10 @@ def test_attention_backends_lists_every_attention_module():
     entries = attention_backends(model.eval(), verify=True)
     kinds = [(e["kind"], e["bias"]) for e in entries]
     assert kinds == [("WindowAttention", "head"), ("WindowAttention", "window"), ("OCAB", "head")]
-    assert {e["backend"] for e in entries} == {"flash"} and all(e["verified"] for e in entries)
+    ocab_kernel = "numba" if fused_attention.numba is not None else "flash"
+    assert [e["backend"] for e in entries] == ["flash", "flash", ocab_kernel]
+    assert all(e["verified"] for e in entries)
+    assert attention_backends(model.train(), verify=True)[2]["backend"] == ocab_kernel
     assert entries[2]["queries"] == 16 and entries[2]["keys"] == 36
     explicit = create_model("contrast_tiny", 4, attention="explicit")
     assert {e["backend"] for e in attention_backends(explicit)} == {"explicit"}

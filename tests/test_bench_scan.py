@@ -41,3 +41,19 @@ def test_cli_bad_options(capsys):
         err = capsys.readouterr().err
         assert err.startswith("error:") and len(err.strip().splitlines()) == 1
     assert main(["bench", "--batch", "0"]) == 2  # bare `bench` is the model benchmark
+
+
+def test_ss2d_row_for_square_maps_only():
+    import pytest
+
+    from contrast_sr.analysis import bench_scan
+
+    pytest.importorskip("numba")
+    result = run_benchmark(
+        [(1, 8, 1, 64), (1, 8, 1, 40)], ["ss2d"], groups=4, reps=1, ref_reps=1, bandwidth_mb=8
+    )
+    rows = result["rows"]
+    assert [(r["shape"][3], r["backend"]) for r in rows] == [(64, "ss2d")]  # 40 is no square
+    assert rows[0]["fwd_ms"] > 0 and rows[0]["fwdbwd_ms"] > 0
+    assert bench_scan.ss2d_floor_bytes(1, 8, 64, True) == 2 * 64 * 2 * 4 * 2
+    assert "ss2d" in bench_scan.default_backends()

@@ -9,6 +9,12 @@ the peak through ``/proc/self/clear_refs`` (Linux; ``None`` elsewhere; memory th
 keeps from an earlier model can hide part of the increase, so the command runs each model in
 its own process on CPU).
 
+Efficiency: ``gflops_per_s`` (the forward's FLOPs over its time; for ``train`` the forward's FLOPs
+over the step's time) and ``peak_share``, that as a fraction of this machine's float32 matmul
+rate (:func:`matmul_peak_gflops`, measured in the same run at the same threads).
+:func:`size_growth` turns rows at several sizes into time per output megapixel and the growth
+of time against the growth of pixels (1.0 = linear in image size).
+
 FLOPs (one forward at the input size; multiply + add = 2 FLOPs): matmul, linear, convolution,
 and attention through ``torch.utils.flop_counter.FlopCounterMode``, plus the selective scan,
 counted explicitly at ``9 * b * L * dim * N + 2 * b * L * dim`` per call (decay exp and
@@ -44,9 +50,63 @@ class BenchResult:
     peak_mem_bytes: int | None
     mem_kind: str
     ratios: dict = field(default_factory=dict)
+    size: int | None = None
+    gflops_per_s: float | None = None
+    peak_share: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def matmul_peak_gflops(n: int = 1024, repeat: int = 5, device: torch.device | str = "cpu") -> float:
+    """This machine's float32 matmul rate at the current thread count: the best of ``repeat``
+    (n x n) @ (n x n) products after a warm-up, in GFLOP/s (2 n³ FLOPs each)."""
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(n, n, generator=gen).to(device) for _ in range(2))
+    out = torch.empty(n, n, device=device)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def size_growth(results: list[BenchResult]) -> list[dict]:
+    """Per model, rows in size order: size, ms, ms per output megapixel, and against the
+    previous size the time ratio, the pixel ratio and their quotient (``growth``; 1.0 = linear,
+    above 1 = the time grows faster than the pixel count)."""
+    rows: list[dict] = []
+    for name in dict.fromkeys(r.model for r in results):
+        prev = None
+        for r in sorted((r for r in results if r.model == name), key=lambda r: r.size or 0):
+            row = {"model": name, "size": r.size, "ms": r.time_s * 1e3}
+            row["ms_per_mp"] = 1e3 / r.output_mp_per_s
+            if prev is not None and prev.size:
+                time_ratio, pixel_ratio = r.time_s / prev.time_s, (r.size / prev.size) ** 2
+                row.update(time_ratio=time_ratio, pixel_ratio=pixel_ratio)
+                row["growth"] = time_ratio / pixel_ratio
+            rows.append(row)
+            prev = r
+    return rows
+
+
+def format_growth(rows: list[dict]) -> str:
+    """A Markdown table of :func:`size_growth`."""
+    lines = ["| model | LR size | ms | ms / output MP | time x | pixels x | growth |"]
+    lines.append("|" + "---|" * 7)
+    for r in rows:
+        ratios = "| - | - | - |"
+        if "growth" in r:
+            ratios = f"| {r['time_ratio']:.2f} | {r['pixel_ratio']:.1f} | {r['growth']:.2f} |"
+        lines.append(
+            f"| {r['model']} | {r['size']}² | {r['ms']:.1f} | {r['ms_per_mp']:.1f} {ratios}"
+        )
+    return "\n".join(lines)
 
 
 def scan_flops(b: int, L: int, dim: int, n: int, with_d: bool) -> int:
@@ -72,7 +132,10 @@ def count_flops(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     """(total FLOPs, of which selective scan) of one forward pass on ``x``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), count_scans() as scans, FlopCounterMode(display=False) as counter:
+    # with a gradient, so fused inference-only kernels (which FlopCounterMode cannot see) step
+    # aside for the ops it counts; the fused scan reports itself (count_scans)
+    x = x.detach().requires_grad_(True)
+    with count_scans() as scans, FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops()) + scans[0], scans[0]
 
@@ -93,8 +156,10 @@ def bench_model(
     warmup: int = 2,
     repeat: int = 5,
     flops: bool = True,
+    peak_gflops: float | None = None,
 ) -> BenchResult:
-    """Benchmark one model on random (batch, 3, size, size) inputs."""
+    """Benchmark one model on random (batch, 3, size, size) inputs; ``peak_gflops`` (from
+    :func:`matmul_peak_gflops`) gives ``peak_share``."""
     from contrast_sr.utils.device import autocast
 
     if mode not in ("infer", "train"):
@@ -157,6 +222,7 @@ def bench_model(
         peak = None if hwm is None else max(0, hwm - rss0)
     best = min(times)
     out_px = batch * (size * scale) ** 2
+    rate = None if total_flops is None else total_flops / best / 1e9
     return BenchResult(
         model=name,
         params=params,
@@ -168,6 +234,9 @@ def bench_model(
         output_mp_per_s=out_px / best / 1e6,
         peak_mem_bytes=peak,
         mem_kind=mem_kind,
+        size=size,
+        gflops_per_s=rate,
+        peak_share=None if rate is None or not peak_gflops else rate / peak_gflops,
     )
 
 
@@ -188,18 +257,21 @@ def add_ratios(results: list[BenchResult]) -> None:
 def format_table(results: list[BenchResult]) -> str:
     """A Markdown table (readable in a terminal too)."""
     head = (
-        "| model | params | GFLOPs | ms/step | img/s | MP/s out | peak MB "
-        "| time x | mem x | FLOPs x |"
+        "| model | LR size | params | GFLOPs | ms/step | img/s | MP/s out | GFLOP/s "
+        "| % matmul peak | peak MB | time x | mem x | FLOPs x |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 13]
 
     def fmt(v, pattern):
         return "-" if v is None else pattern.format(v)
 
     for r in results:
         lines.append(
-            f"| {r.model} | {r.params:,} | {fmt(r.flops and r.flops / 1e9, '{:.2f}')} "
+            f"| {r.model} | {fmt(r.size, '{}²')} | {r.params:,} "
+            f"| {fmt(r.flops and r.flops / 1e9, '{:.2f}')} "
             f"| {r.time_s * 1e3:.1f} | {r.images_per_s:.2f} | {r.output_mp_per_s:.3f} "
+            f"| {fmt(r.gflops_per_s, '{:.1f}')} "
+            f"| {fmt(r.peak_share and 100 * r.peak_share, '{:.1f}')} "
             f"| {fmt(r.peak_mem_bytes and r.peak_mem_bytes / 2**20, '{:.0f}')} "
             f"| {fmt(r.ratios.get('time_s'), '{:.2f}')} "
             f"| {fmt(r.ratios.get('peak_mem_bytes'), '{:.2f}')} "

@@ -1,5 +1,10 @@
 """Selective-scan benchmark: fast backends vs the sequential reference, in one process.
 
+Backend "ss2d" is SS2D's fused CPU op (cross-scan, projections, scan and merge,
+:mod:`contrast_sr.ops.cross_selective_scan`) on the map a shape stands for (4 groups = the
+directions, dim / 4 channels, sqrt(L) x sqrt(L) tokens): what SS2D runs instead of the
+channels-last entry; its bandwidth fraction is of its own floor (the map in, the output out).
+
 For each shape (batch, dim, N, L) in the SS2D layout (channels last, ``groups`` directions):
 forward and forward+backward wall time (minimum over repetitions after a warm-up), the speedup
 over the sequential reference measured in the same run, and the achieved bytes/s of the
@@ -13,8 +18,8 @@ repetitions when there are any.
 
 from __future__ import annotations
 
-import ctypes
 import functools
+import math
 import os
 import platform
 import time
@@ -30,24 +35,6 @@ DEFAULT_SHAPES: tuple[tuple[int, int, int, int], ...] = (
     (8, 240, 16, 4096),
     (1, 240, 1, 65536),
 )
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def tune_malloc() -> bool:
-    """Keep freed large blocks in the heap (glibc, Linux): large temporaries then stop paying
-    page faults and zeroing on every allocation. Returns whether the tuning was applied."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-        ok &= libc.mallopt(_M_TOP_PAD, 256 * 1024 * 1024)
-        return bool(ok)
-    except (OSError, AttributeError):
-        return False
 
 
 def _busy_seconds() -> float | None:
@@ -120,6 +107,34 @@ def floor_bytes(b: int, dim: int, N: int, L: int, groups: int, backward: bool) -
     return fwd + (3 * big + 2 * small if backward else 0)
 
 
+SS2D = "ss2d"  # pseudo-backend: SS2D's fused CPU op (cross-scan, projections, scan, merge)
+
+
+def ss2d_fits(shape: tuple[int, int, int, int], groups: int) -> bool:
+    """Whether a shape reads as an SS2D scan: 4 groups (directions), dim % 4 == 0, L square."""
+    _, dim, _, L = shape
+    return groups == 4 and dim % 4 == 0 and math.isqrt(L) ** 2 == L
+
+
+def ss2d_inputs(b: int, dim: int, N: int, L: int, seed: int = 0) -> list:
+    """Inputs of :func:`contrast_sr.ops.cross_selective_scan.cross_selective_scan` for the
+    channels-last shape (b, dim, N, L): a sqrt(L) x sqrt(L) map of dim / 4 channels."""
+    g = torch.Generator().manual_seed(seed)
+    D, side = dim // 4, math.isqrt(L)
+    R = math.ceil(D / 16)
+    x = torch.randn(b, L, D, generator=g)
+    x_proj = torch.randn(4, R + 2 * N, D, generator=g) * D**-0.5
+    dt_w = torch.rand(4, D, R, generator=g) * 0.1
+    dt_b = torch.rand(4, D, generator=g) * 2.0 - 4.0
+    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(dim, 1)
+    return [x, x_proj, dt_w, dt_b, A, torch.ones(dim), side, side]
+
+
+def ss2d_floor_bytes(b: int, dim: int, L: int, backward: bool) -> int:
+    """SS2D's unavoidable traffic: the map x in, y out (backward: gy in, gx out)."""
+    return (4 if backward else 2) * b * L * (dim // 4) * 4
+
+
 @dataclass
 class Row:
     shape: tuple[int, int, int, int]
@@ -149,6 +164,10 @@ def bench_shape(
     gy = torch.randn(b, L, dim)
     rows: list[Row] = []
     for name in backends:
+        if name == SS2D:
+            if ss2d_fits(shape, groups):
+                rows.append(_bench_ss2d(shape, reps, modes, bandwidth, log))
+            continue
         fn = functools.partial(selective_scan_channels_last, backend=name)
         row = Row(shape, name)
         n_reps = ref_reps if name == "reference" else reps
@@ -188,12 +207,48 @@ def bench_shape(
     return rows
 
 
+def _bench_ss2d(shape, reps, modes, bandwidth, log) -> Row:
+    """The fused SS2D op on the map the shape stands for (fraction of its own, smaller floor)."""
+    from contrast_sr.ops.cross_selective_scan import cross_selective_scan
+
+    b, dim, N, L = shape
+    args = ss2d_inputs(b, dim, N, L)
+    row = Row(shape, SS2D)
+    if "fwd" in modes:
+
+        def fwd():
+            with torch.no_grad():
+                cross_selective_scan(*args)
+
+        log(f"  {SS2D}: forward x{reps}")
+        t = time_call(fwd, reps, 1)
+        row.fwd_ms, row.clean_reps["fwd"] = t.ms, f"{t.clean}/{t.reps}"
+        row.fwd_bw_fraction = ss2d_floor_bytes(b, dim, L, False) / (t.ms / 1e3) / bandwidth
+    if "fwdbwd" in modes:
+        leaves = [a.detach().clone().requires_grad_() for a in args[:6]]
+        gy = torch.randn(b, L, dim // 4)
+
+        def fwdbwd():
+            for x in leaves:
+                x.grad = None
+            cross_selective_scan(*leaves, *args[6:]).backward(gy)
+
+        log(f"  {SS2D}: forward+backward x{reps}")
+        t = time_call(fwdbwd, reps, 1)
+        row.fwdbwd_ms, row.clean_reps["fwdbwd"] = t.ms, f"{t.clean}/{t.reps}"
+        row.fwdbwd_bw_fraction = ss2d_floor_bytes(b, dim, L, True) / (t.ms / 1e3) / bandwidth
+    return row
+
+
 def default_backends() -> list[str]:
-    """The reference, the torch path and the auto-selected fused CPU backend (if any)."""
+    """The reference, the torch path, the auto-selected fused CPU backend (if any) and, with
+    numba, SS2D's fused op ("ss2d")."""
     names = ["reference", "torch"]
     auto = resolve_scan_backend(torch.empty(1), None)
     if auto not in names:
         names.append(auto)
+    if auto == "numba":
+        names.append(SS2D)
     return names
 
 

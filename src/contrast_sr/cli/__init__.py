@@ -19,6 +19,11 @@ import traceback
 from collections.abc import Sequence
 
 from contrast_sr import __version__
+from contrast_sr.cli.threads_arg import (
+    COMPUTING_COMMANDS,
+    LOAD_INDEPENDENT_COMMANDS,
+    add_threads_argument,
+)
 from contrast_sr.errors import ArgumentError, ContrastError, UsageError
 
 # Order = order in `contrast-sr --help`.
@@ -58,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"contrast_sr.cli.{name}")
-        module.register(subparsers)
+        command = module.register(subparsers)
+        if name in COMPUTING_COMMANDS:
+            add_threads_argument(command)
     return parser
 
 
@@ -73,6 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return 2
+        if getattr(args, "threads", None) is not None:  # a computing command
+            from contrast_sr.utils.malloc import tune_malloc
+            from contrast_sr.utils.threads import set_threads
+
+            load_aware = args.command not in LOAD_INDEPENDENT_COMMANDS
+            args.threads = set_threads(args.threads, load_aware)
+            if not getattr(args, "no_malloc_tune", False):
+                # an untiled upscale allocates maps of ever new sizes: keep its memory lean
+                untiled = args.command == "upscale" and not getattr(args, "tile", None)
+                tune_malloc("lean" if untiled else "fast")
         return int(args.func(args) or 0)
     except ContrastError as exc:
         if isinstance(exc, ArgumentError):  # library arguments are flags here

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 
+from contrast_sr.cli.threads_arg import add_threads_argument
 from contrast_sr.errors import UsageError
 
 DEFAULT_MODELS = "hat_light,mamba,baseline"
@@ -53,12 +54,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("infer", "train"), default="infer")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=64, help="LR input height = width")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        metavar="S1,S2,...",
+        help="several LR sizes (e.g. 64,128,256,512): every model at each, plus a time-vs-size "
+        "table (time per output megapixel, growth against the pixel count)",
+    )
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(parser)
     parser.add_argument("--no-flops", dest="flops", action="store_false", help="skip FLOP counting")
     parser.add_argument(
         "--isolate",
@@ -98,7 +106,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     scan.add_argument(
         "--bandwidth-mb", type=int, default=256, help="size of the memory-copy probe (MB)"
     )
-    scan.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    add_threads_argument(scan)
     scan.add_argument(
         "--no-malloc-tune",
         action="store_true",
@@ -124,6 +132,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     scan.set_defaults(func=run_scan)
     parser.set_defaults(func=run)
     return parser
+
+
+def _sizes(args) -> list[int]:
+    if args.sizes is None:
+        return [args.size]
+    try:
+        sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise UsageError("--sizes", f"expected positive integers S1,S2,..., got {args.sizes!r}")
+    return sizes
 
 
 def _bench_one(args, spec: str, device) -> dict:
@@ -167,36 +187,60 @@ def run(args: argparse.Namespace) -> int:
     """The model benchmark (no target)."""
     import torch
 
-    from contrast_sr.analysis.bench import BenchResult, add_ratios, format_table
+    from contrast_sr.analysis.bench import (
+        BenchResult,
+        add_ratios,
+        format_growth,
+        format_table,
+        matmul_peak_gflops,
+        size_growth,
+    )
     from contrast_sr.errors import UsageError
     from contrast_sr.utils.device import resolve_device
+    from contrast_sr.utils.threads import busy_cores
 
     if min(args.batch, args.size, args.repeat, args.scale) < 1 or args.warmup < 0:
         raise UsageError("bench", "--batch, --size, --repeat, --scale must be positive")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    sizes = _sizes(args)
+    busy = busy_cores()
     device = resolve_device(args.device)
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
         raise UsageError("--models", "give at least one model")
     isolate = device.type == "cpu" if args.isolate is None else args.isolate
+    peak = matmul_peak_gflops(device=device)
+    print(
+        f"float32 matmul peak {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads",
+        file=sys.stderr,
+    )
     rows = []
     for spec in specs:
-        raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
-        rows.append(BenchResult(**{k: v for k, v in raw.items()}))
-        print(f"{spec}: {rows[-1].time_s * 1e3:.1f} ms/step", file=sys.stderr)
+        for size in sizes:
+            args.size = size
+            raw = _isolated(args, spec) if isolate else _bench_one(args, spec, device)
+            row = BenchResult(**{k: v for k, v in raw.items()})
+            row.peak_share = None if row.gflops_per_s is None else row.gflops_per_s / peak
+            rows.append(row)
+            print(f"{spec} {size}²: {row.time_s * 1e3:.1f} ms/step", file=sys.stderr)
     add_ratios(rows)
     table = format_table(rows)
+    growth = size_growth(rows) if len(sizes) > 1 else []
+    if growth:
+        table += "\n\n" + format_growth(growth)
     report = {
         "mode": args.mode,
         "batch": args.batch,
-        "size": args.size,
+        "size": sizes[0],
+        "sizes": sizes,
         "scale": args.scale,
         "device": str(device),
         "precision": args.precision,
         "threads": torch.get_num_threads(),
+        "busy_cores_at_start": busy,
+        "matmul_peak_gflops": peak,
         "torch": torch.__version__,
         "results": [r.to_dict() for r in rows],
+        "size_growth": growth,
     }
     if args.json:
         print(table, file=sys.stderr)
@@ -208,16 +252,12 @@ def run(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from contrast_sr.analysis import bench_scan
+    from contrast_sr.utils.malloc import tune_malloc
 
-    tuned = False if args.no_malloc_tune else bench_scan.tune_malloc()
-    import torch
+    tuned = False if args.no_malloc_tune else tune_malloc()
 
     from contrast_sr.ops.scan import list_scan_backends
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError("--threads", f"must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     if args.reps < 1 or args.ref_reps < 1:
         raise UsageError("--reps", "repetitions must be >= 1")
     if args.groups < 1:
@@ -231,7 +271,7 @@ def run_scan(args: argparse.Namespace) -> int:
             raise UsageError("--shape", f"dim {dim} is not divisible by --groups {args.groups}")
     if args.backends:
         backends = [n.strip() for n in args.backends.split(",") if n.strip()]
-        unknown = [n for n in backends if n not in list_scan_backends()]
+        unknown = [n for n in backends if n not in [*list_scan_backends(), bench_scan.SS2D]]
         if unknown:
             known = ", ".join(list_scan_backends())
             raise UsageError("--backends", f"unknown {', '.join(unknown)} (known: {known})")

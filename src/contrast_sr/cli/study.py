@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from contrast_sr.cli.threads_arg import add_threads_argument
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("claims", nargs="+", metavar="CLAIM", help="claim-1 ... claim-8, or all")
     run.add_argument("--budget", default="cpu", help="smoke | cpu | paper (default cpu)")
     run.add_argument("--output", "-o", required=True, help="study folder (rerun to resume)")
-    run.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_threads_argument(run)
     run.add_argument(
         "--remeasure",
         nargs="?",
@@ -70,12 +72,8 @@ def run_command(args: argparse.Namespace) -> int:
                 print(f"{r['claim']:8s} {r['title']}  [{arms}]")
         return 0
     if args.action == "run":
-        import torch
-
         from contrast_sr.study.runner import run_study
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
         budget = load_budget(args.budget, folder)
         studies = [load_study(n, budget, folder) for n in _names(args.claims, folder)]
         out = Path(args.output)

@@ -28,6 +28,7 @@ from contrast_sr.models.blocks.upsample import build_upsampler
 from contrast_sr.models.blocks.windows import pad_reflect
 from contrast_sr.models.config import BLOCK_KINDS, ContrastConfig
 from contrast_sr.models.state_dict import rename_original_keys
+from contrast_sr.ops.tracing import is_capturing
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -193,8 +194,18 @@ class ContrastSR(nn.Module):
         x = self.conv_after_body(self.forward_features(x)) + x
         x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
         if self.mean_norm:
-            x = x / self.img_range + self.mean.to(x.dtype)
+            x = self._add_mean(x)
         return x[..., : h * self.scale, : w * self.scale]
+
+    def _add_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """x / img_range + mean on the HR output; in place when no gradient flows (the tail's
+        HR tensors are the largest of a forward), and no division by an img_range of 1."""
+        mean = self.mean.to(x.dtype)
+        if x.requires_grad or is_capturing():
+            return (x if self.img_range == 1.0 else x / self.img_range) + mean
+        if self.img_range != 1.0:
+            x.div_(self.img_range)
+        return x.add_(mean)
 
 
 def _init_weights(m: nn.Module) -> None:

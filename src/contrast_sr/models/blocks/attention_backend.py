@@ -46,6 +46,24 @@ class AttentionGeometry:
     learned_bias: bool
     impl: str = "sdpa"
     clipped: bool = False
+    cpu_kernel: str | None = None  # an own CPU kernel the module runs instead of SDPA
+
+
+def _own_cpu_kernel(geometry: AttentionGeometry, training: bool, verify: bool) -> dict:
+    """The entry of a module that runs its own CPU kernel ("numba"; verified by one call)."""
+    entry: dict = {"backend": geometry.cpu_kernel, "sdpa_head_dim": geometry.head_dim}
+    if verify:
+        from contrast_sr.ops.fused_attention import fused_window_attention
+
+        g = geometry
+        q = torch.randn(1, 1, g.heads, g.queries, g.head_dim, requires_grad=training)
+        k, v = (torch.randn(1, 1, g.heads, g.keys, g.head_dim) for _ in range(2))
+        bias = None if g.bias == "none" else torch.randn(g.heads, g.queries, g.keys)
+        out = fused_window_attention(q, k, v, bias)
+        if training:
+            out.sum().backward()
+        entry["verified"] = bool(torch.isfinite(out).all())
+    return entry
 
 
 def sdpa_backend(
@@ -117,6 +135,8 @@ def attention_backend(
     padded = sdpa_head_dim(geometry.head_dim, device)
     if geometry.clipped or geometry.impl != "sdpa":
         return {"backend": "explicit", "sdpa_head_dim": geometry.head_dim}
+    if device.type == "cpu" and geometry.cpu_kernel and dtype == torch.float32:
+        return _own_cpu_kernel(geometry, training, verify)
     inputs = probe_inputs(geometry, device, dtype, training)
     scale = None if padded == geometry.head_dim else geometry.head_dim**-0.5  # as the forward
     entry: dict = {"backend": sdpa_backend(*inputs, scale), "sdpa_head_dim": padded}
@@ -138,8 +158,9 @@ def attention_backends(
     """One entry per attention module of ``model`` (those with ``attention_geometry()``).
 
     Each: module (qualified name), kind, heads, head_dim, sdpa_head_dim, queries, keys, bias,
-    backend (flash | efficient | cudnn | math | explicit | none) and, with ``verify``,
-    verified. ``device`` defaults to the model's, ``training`` to ``model.training``.
+    backend (flash | efficient | cudnn | math | explicit | numba | none) and, with ``verify``,
+    verified. ``device`` defaults to the model's, ``training`` to ``model.training``. Modules
+    with their own CPU kernel (OCAB with numba) report it ("numba") on the CPU.
     """
     if device is None:
         device = next(model.parameters()).device

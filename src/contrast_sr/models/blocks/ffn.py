@@ -16,9 +16,13 @@ padding of the depthwise 3x3 convs: ``"zeros"`` (original) or ``"reflect"`` (v1 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.ops.gated_dwconv import PADDINGS as GATE_PADDINGS
+from contrast_sr.ops.gated_dwconv import available as gated_available
+from contrast_sr.ops.gated_dwconv import gated_dwconv3x3_gelu
 
 
 def _to_nchw(x: torch.Tensor) -> torch.Tensor:
@@ -27,6 +31,11 @@ def _to_nchw(x: torch.Tensor) -> torch.Tensor:
 
 def _to_nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
+
+
+def _pointwise(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A 1x1 conv's (weight (out, in), bias) for ``F.linear`` on channels-last tokens."""
+    return conv.weight.view(conv.out_channels, -1), conv.bias
 
 
 def _dwconv(channels: int, padding_mode: str) -> nn.Conv2d:
@@ -86,8 +95,23 @@ class GatedConvFFN(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.fc1(_to_nchw(x)).chunk(2, dim=1)
-        return _to_nhwc(self.fc2(x1 * conv_gelu(self.dwconv, x2)))
+        if self.fc1.groups != 1:
+            x1, x2 = self.fc1(_to_nchw(x)).chunk(2, dim=1)
+            return _to_nhwc(self.fc2(x1 * conv_gelu(self.dwconv, x2)))
+        # the 1x1 convs as per-token Linears on the channels-last map (the same products; no
+        # NCHW slow-path convolution), x1 and x2 as two GEMMs so each is a contiguous map and
+        # the depthwise conv runs on a channels-last tensor
+        hidden = self.fc2.in_channels
+        w1, b1 = _pointwise(self.fc1)
+        if gated_available(x) and self.dwconv.padding_mode in GATE_PADDINGS:  # CPU inference
+            h1, h2 = F.linear(x, w1[:hidden]), F.linear(x, w1[hidden:])
+            dw = self.dwconv
+            gate = gated_dwconv3x3_gelu(h1, h2, b1, dw.weight, dw.bias, dw.padding_mode)
+            return F.linear(gate, *_pointwise(self.fc2))
+        x1 = F.linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
+        x2 = F.linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
+        gate = _to_nhwc(conv_gelu(self.dwconv, _to_nchw(x2)))
+        return F.linear(x1 * gate, *_pointwise(self.fc2))
 
 
 class ConvFFN(nn.Module):
@@ -101,10 +125,10 @@ class ConvFFN(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc1(_to_nchw(x))
+        x = F.linear(x, *_pointwise(self.fc1))  # channels-last (B, H, W, hidden)
         if self.dwconv is not None:
-            x = x + self.dwconv(x)
-        return _to_nhwc(self.fc2(self.act(x)))
+            x = x + _to_nhwc(self.dwconv(_to_nchw(x)))
+        return F.linear(self.act(x), *_pointwise(self.fc2))
 
 
 FFN_KINDS = ("mlp", "sgfn", "gcffn", "gcffn_grouped", "convffn", "convffn_plain")

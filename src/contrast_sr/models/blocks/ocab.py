@@ -14,6 +14,11 @@ from contrast_sr.models.blocks.windows import (
     window_partition,
     window_reverse,
 )
+from contrast_sr.ops.fused_attention import available as fused_attention_available
+from contrast_sr.ops.fused_attention import fused_window_attention
+from contrast_sr.ops.overlap_attention import available as overlap_attention_available
+from contrast_sr.ops.overlap_attention import overlap_attention
+from contrast_sr.ops.tracing import is_capturing
 
 
 def relative_coords_table(m: int) -> torch.Tensor:
@@ -108,14 +113,47 @@ class OCAB(nn.Module):
             bias != "none",
             self.impl,
             bool(self.clip),
+            "numba" if fused_attention_available(torch.zeros(1)) else None,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, h, w, c = x.shape
-        ws, ows, nh = self.ws, self.ows, self.num_heads
-        d = c // nh
         shortcut = x
         qkv = self.qkv(self.norm1(x))
+        if is_capturing():
+            out = self._attention_traceable(qkv)
+        elif self.impl == "sdpa" and self.clip is None and overlap_attention_available(qkv):
+            out = overlap_attention(qkv, self.num_heads, self.ws, self.ows, self.position_bias())
+        else:
+            out = self._attention(qkv)
+        x = self.proj(out) + shortcut
+        return x + self.mlp(self.norm2(x))
+
+    def _attention(self, qkv: torch.Tensor) -> torch.Tensor:
+        """Attention output map (B, H, W, C) from qkv (B, H, W, 3C): one copy each for the
+        query windows, the zero-padded map and its key/value windows (strided views of it)
+        and the output, no im2col; on the CPU the fused attention with its own backward
+        (:mod:`contrast_sr.ops.fused_attention`), elsewhere SDPA."""
+        b, h, w, c3 = qkv.shape
+        c, ws, ows, nh = c3 // 3, self.ws, self.ows, self.num_heads
+        d, nwh, nww, pad = c // nh, h // ws, w // ws, (ows - ws) // 2
+        q = qkv[..., :c].reshape(b, nwh, ws, nww, ws, nh, d).permute(0, 1, 3, 5, 2, 4, 6)
+        q = q.reshape(b, nwh * nww, nh, ws * ws, d)
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).unfold(1, ows, ws).unfold(2, ows, ws)
+        kv = kv.reshape(b, nwh, nww, 2, nh, d, ows, ows).permute(3, 0, 1, 2, 4, 6, 7, 5)
+        kv = kv.reshape(2, b, nwh * nww, nh, ows * ows, d)  # (2, B, nW, h, m, d)
+        if self.impl == "sdpa" and self.clip is None and fused_attention_available(q):
+            out = fused_window_attention(q, kv[0], kv[1], self.position_bias())  # CPU training
+        else:
+            out = window_attention(q, kv[0], kv[1], self.position_bias(), self.impl, self.clip)
+        out = out.view(b, nwh, nww, nh, ws, ws, d).permute(0, 1, 4, 2, 5, 3, 6)
+        return out.reshape(b, h, w, c)
+
+    def _attention_traceable(self, qkv: torch.Tensor) -> torch.Tensor:
+        """:meth:`_attention` as window partition, ``F.unfold`` and window reverse (the form
+        traced and exported graphs take)."""
+        b, h, w, c3 = qkv.shape
+        c, ws, ows, nh = c3 // 3, self.ws, self.ows, self.num_heads
+        d = c // nh
         q = window_partition(qkv[..., :c], ws)  # (B, nW, ws², C)
         nw = q.shape[1]
         q = q.view(b, nw, ws * ws, nh, d).transpose(2, 3)
@@ -123,5 +161,4 @@ class OCAB(nn.Module):
         kv = kv.view(b, 2, nh, d, ows * ows, nw).permute(1, 0, 5, 2, 4, 3)  # (2, B, nW, h, m, d)
         out = window_attention(q, kv[0], kv[1], self.position_bias(), self.impl, self.clip)
         out = out.transpose(2, 3).reshape(b, nw, ws * ws, c)
-        x = self.proj(window_reverse(out, ws, h, w)) + shortcut
-        return x + self.mlp(self.norm2(x))
+        return window_reverse(out, ws, h, w)

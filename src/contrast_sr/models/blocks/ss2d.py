@@ -4,6 +4,9 @@ Channels-last throughout: the cross-scan builds (B, L, 4, C) sequences directly,
 projections are one matmul each on those rows with a block-diagonal weight, and the scan runs on
 (B, L, 4C) with the four directions folded into the channel axis (row k*C + c, matching
 ``A_logs`` / ``Ds``). Traced or exported, the ops take their traceable path by themselves.
+On the CPU, where the scan would run on the "numba" backend, all of that (cross-scan,
+projections, scan, merge) is one fused op instead
+(:func:`contrast_sr.ops.cross_selective_scan.cross_selective_scan`, same values).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from contrast_sr.ops import (
     cross_scan_channels_last,
     selective_scan_channels_last,
 )
+from contrast_sr.ops.cross_selective_scan import available as fused_available
+from contrast_sr.ops.cross_selective_scan import cross_selective_scan
+from contrast_sr.ops.scan import resolve_scan_backend
+from contrast_sr.ops.scan.dispatch import notify_scan_observers
 
 K = 4  # scan directions: row-major, column-major, and both reversed
 
@@ -70,11 +77,31 @@ class SS2D(nn.Module):
         self.Ds = nn.Parameter(torch.ones(K * d_inner))
         self.out_norm = nn.LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
+        self.fused = True  # False: always the composed path (cross-scan, scan, merge)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
         x = self.in_proj(x)
         x = conv_gelu(self.conv2d, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if self.fused and resolve_scan_backend(x) == "numba" and fused_available(x):
+            y = self._scan_fused(x.reshape(b, h * w, self.d_inner), h, w)
+        else:
+            y = self._scan(x)
+        return self.out_proj(self.out_norm(y.view(b, h, w, self.d_inner)))
+
+    def _scan_fused(self, seq: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(B, L, D) row-major tokens -> merged scan output (B, L, D), one fused CPU op (the
+        x projections, cross-scan, dt projection, scan and merge)."""
+        A = -torch.exp(self.A_logs)
+        b, L, d = seq.shape
+        notify_scan_observers(seq.new_empty((b, L, K * d), device="meta"), A, self.Ds)
+        return cross_selective_scan(
+            seq, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, A, self.Ds, h, w
+        )
+
+    def _scan(self, x: torch.Tensor) -> torch.Tensor:
+        """Cross-scan, projections, selective scan, merge: (B, H, W, D) -> (B, H, W, D)."""
+        b, h, w, _ = x.shape
         xs = cross_scan_channels_last(x)  # (B, L, 4, D)
         seq = xs.reshape(b, h * w, K * self.d_inner)
         # per-direction projections: x_proj_weight (K, R+2N, D), dt_projs_weight (K, D, R)
@@ -93,5 +120,4 @@ class SS2D(nn.Module):
             delta_bias=self.dt_projs_bias.reshape(-1),
             delta_softplus=True,
         )
-        y = cross_merge_channels_last(y.view(b, h * w, K, self.d_inner), h, w)
-        return self.out_proj(self.out_norm(y))
+        return cross_merge_channels_last(y.view(b, h * w, K, self.d_inner), h, w)

@@ -83,7 +83,7 @@ _BACKENDS: dict[str, ScanBackend] = {
     "reference": ScanBackend(scan_reference_channels_last),  # the sequential loop
     "chunked": ScanBackend(selective_scan_channels_last_chunked),  # traced / exported graphs
 }
-if importlib.util.find_spec("numba") is not None:  # optional extra "numba"
+if importlib.util.find_spec("numba") is not None:  # a dependency; torch is the fallback
     _BACKENDS["numba"] = ScanBackend(_numba_scan, _numba_available)
 if importlib.util.find_spec("triton") is not None:  # optional extra "triton" (CUDA tensors)
     _BACKENDS["triton"] = ScanBackend(_triton_scan, _triton_available)
@@ -105,6 +105,13 @@ def observe_scans(callback: ScanObserver) -> Iterator[None]:
         yield
     finally:
         _OBSERVERS.remove(callback)
+
+
+def notify_scan_observers(u: torch.Tensor, A: torch.Tensor, D: torch.Tensor | None) -> None:
+    """Report a scan of channels-last shape ``u`` (b, L, dim) to :func:`observe_scans`; for
+    fused ops that run a scan without this dispatch (u may be a ``meta`` tensor)."""
+    for observe in _OBSERVERS:
+        observe(u, A, D)
 
 
 def register_scan_backend(
@@ -176,8 +183,7 @@ def selective_scan_channels_last(
     """Selective scan, channels last: u, delta (b, L, dim); A (dim, N); B, C (b, L, groups, N);
     D, delta_bias (dim,). Returns y (b, L, dim) in u's dtype (float32 accumulation inside)."""
     fn = _BACKENDS[resolve_scan_backend(u, backend)].fn
-    for observe in _OBSERVERS:
-        observe(u, A, D)
+    notify_scan_observers(u, A, D)
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 

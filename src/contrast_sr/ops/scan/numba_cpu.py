@@ -1,5 +1,6 @@
-"""The "numba" scan backend: fused CPU selective scan (optional extra ``numba``), one pass
-over memory. The kernels are in :mod:`contrast_sr.ops.scan.numba_kernels`; this module holds the
+"""The "numba" scan backend: fused CPU selective scan, one pass over memory (numba is a
+dependency; without it the torch backend is the fallback). The kernels are in
+:mod:`contrast_sr.ops.scan.numba_kernels`; this module holds the
 availability check, the work split, thread control and the autograd wrapper.
 
 Same semantics and channels-last layout as the torch backend (u, delta (b, L, dim);
@@ -28,7 +29,7 @@ import torch
 from contrast_sr.ops.scan.checks import check_scan_args
 from contrast_sr.ops.tracing import is_capturing
 
-try:  # optional dependency
+try:  # a regular dependency, but the package still works without it
     import numba
 
     from contrast_sr.ops.scan.numba_kernels import backward_kernel, forward_kernel
@@ -68,7 +69,7 @@ _LOCK = threading.Lock()  # numba's default "workqueue" threading layer is not r
 
 
 @contextlib.contextmanager
-def _numba_threads() -> Iterator[None]:
+def numba_threads() -> Iterator[None]:
     """Serialise launches and use torch's thread count; numba's OpenMP layer changes the
     process-wide OpenMP setting, so torch's is restored afterwards."""
     with _LOCK:
@@ -101,7 +102,7 @@ class _NumbaScanFn(torch.autograd.Function):
         dt = torch.empty(b, L, dim) if save else torch.empty(0)
         y = torch.empty(b, L, dim)
         tile = _tile(b, dim)
-        with _numba_threads():
+        with numba_threads():
             forward_kernel(
                 _flat(u32), _flat(d32), _flat(bias32), softplus, _flat(At), _flat(B32),
                 _flat(C32), _flat(D32), _flat(y), _flat(dt), _flat(S), b, L, dim, G, N, K, tile,
@@ -124,7 +125,7 @@ class _NumbaScanFn(torch.autograd.Function):
         gu, gdt = torch.empty(b, L, dim), torch.empty(b, L, dim)
         gBp, gCp = torch.zeros(b, L, nt, G, N), torch.zeros(b, L, nt, G, N)
         gAp, gDp, gbp = torch.empty(b, N, dim), torch.empty(b, dim), torch.empty(b, dim)
-        with _numba_threads():
+        with numba_threads():
             backward_kernel(
                 _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
                 _flat(S), b, L, dim, G, N, checkpoint_every(N), ctx.softplus, tile, _flat(gu),

@@ -1,0 +1,49 @@
+"""Model benchmark extras: achieved GFLOP/s against the measured matmul peak, time vs size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contrast_sr.analysis.bench import (
+    BenchResult,
+    format_growth,
+    matmul_peak_gflops,
+    size_growth,
+)
+from contrast_sr.cli import main
+
+
+def _row(model: str, size: int, time_s: float) -> BenchResult:
+    out_px = (4 * size) ** 2
+    return BenchResult(model, 1, None, None, time_s, [time_s], 1 / time_s, out_px / time_s / 1e6,
+                       None, "none", size=size)  # fmt: skip
+
+
+def test_size_growth_compares_time_with_pixels():
+    rows = size_growth([_row("a", 128, 0.2), _row("a", 64, 0.1), _row("b", 64, 1.0)])
+    assert [(r["model"], r["size"]) for r in rows] == [("a", 64), ("a", 128), ("b", 64)]
+    assert "growth" not in rows[0]
+    assert rows[1]["time_ratio"] == pytest.approx(2.0)
+    assert rows[1]["pixel_ratio"] == pytest.approx(4.0)
+    assert rows[1]["growth"] == pytest.approx(0.5)
+    assert rows[0]["ms_per_mp"] == pytest.approx(100.0 / (256**2 / 1e6))
+    assert format_growth(rows).count("\n") == 4
+
+
+def test_matmul_peak_is_a_rate():
+    assert 0.1 < matmul_peak_gflops(n=128, repeat=2) < 1e5
+
+
+def test_cli_sizes_report_growth_and_peak_share(capsys):
+    argv = ["bench", "--models", "bicubic", "--sizes", "8,16", "--repeat", "1", "--warmup", "0"]
+    code = main([*argv, "--device", "cpu", "--no-isolate", "--threads", "1", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sizes"] == [8, 16] and report["threads"] == 1
+    assert report["matmul_peak_gflops"] > 0 and report["busy_cores_at_start"] >= 0
+    assert [r["size"] for r in report["results"]] == [8, 16]
+    assert [r["size"] for r in report["size_growth"]] == [8, 16]
+    assert "growth" in report["size_growth"][1]
+    assert main(["bench", "--sizes", "8,x", "--no-isolate"]) == 2

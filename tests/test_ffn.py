@@ -1,0 +1,70 @@
+"""The conv FFNs, run as per-token Linears on the channels-last map, equal their definition
+with 1x1 convolutions on the channels-first map (values and gradients)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrast_sr.models.blocks.ffn import build_ffn
+
+
+def _as_convs(m, x):
+    """The FFN written with its 1x1 conv modules on NCHW, as the original code does."""
+    t = x.permute(0, 3, 1, 2)
+    if hasattr(m, "dwconv") and m.fc1.out_channels == 2 * m.fc2.in_channels:  # gated
+        x1, x2 = m.fc1(t).chunk(2, dim=1)
+        y = m.fc2(x1 * F.gelu(m.dwconv(x2)))
+    else:
+        t = m.fc1(t)
+        if m.dwconv is not None:
+            t = t + m.dwconv(t)
+        y = m.fc2(m.act(t))
+    return y.permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("kind", ["gcffn", "gcffn_grouped", "convffn", "convffn_plain"])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+def test_conv_ffns_equal_their_conv_definition(kind, padding):
+    torch.manual_seed(0)
+    m = build_ffn(kind, 12, 2.0, padding)
+    x = torch.randn(2, 5, 7, 12, requires_grad=True)
+    y, y_ref = m(x), _as_convs(m, x)
+    assert y.shape == (2, 5, 7, 12) and y.is_contiguous()
+    assert torch.allclose(y, y_ref, atol=1e-6)
+    gy = torch.randn_like(y)
+    params = [x, *m.parameters()]
+    for g, g_ref in zip(
+        torch.autograd.grad(y, params, gy), torch.autograd.grad(y_ref, params, gy), strict=True
+    ):
+        assert torch.allclose(g, g_ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("hw", [(5, 7), (2, 2), (9, 3)])
+def test_fused_gate_at_inference_equals_torch_path(padding, hw, monkeypatch):
+    import contrast_sr.models.blocks.ffn as ffn
+    from contrast_sr.ops import gated_dwconv
+
+    if gated_dwconv.numba is None:
+        pytest.skip("numba is not installed")
+    torch.manual_seed(2)
+    m = build_ffn("gcffn", 12, 2.0, padding)
+    x = torch.randn(2, *hw, 12) * 2
+    with torch.no_grad():
+        assert gated_dwconv.available(x)
+        fused = m(x)
+        monkeypatch.setattr(ffn, "gated_available", lambda _: False)
+        reference = m(x)
+    assert torch.allclose(fused, reference, atol=2e-6, rtol=1e-5)
+    assert torch.allclose(fused, _as_convs(m, x), atol=2e-6, rtol=1e-5)
+
+
+def test_erf32_matches_torch():
+    pytest.importorskip("numba")
+    from contrast_sr.ops import gated_dwconv_kernels as k
+
+    grid = torch.linspace(-6, 6, 4001)
+    ours = torch.tensor([k.erf32(v) for v in grid.tolist()], dtype=torch.float64)
+    assert (ours - torch.erf(grid.double())).abs().max() < 5e-7
