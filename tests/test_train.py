@@ -399,10 +399,10 @@ def test_sigkill_then_resume_is_bit_identical(pairs, tmp_path):
     killed_at = list_checkpoints(tmp_path / "part")[-1][0]
     assert killed_at < 40
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 in the killed process
+    one = ["--threads", "1"]  # as OMP_NUM_THREADS=1 in the killed process
     try:
-        assert main(["train", cfg, "-o", str(tmp_path / "part"), "--resume", *sets]) == 0
-        assert main(["train", cfg, "-o", str(tmp_path / "full"), *sets]) == 0
+        assert main(["train", cfg, "-o", str(tmp_path / "part"), "--resume", *sets, *one]) == 0
+        assert main(["train", cfg, "-o", str(tmp_path / "full"), *sets, *one]) == 0
     finally:
         torch.set_num_threads(threads)
     assert_same_weights(state_of(tmp_path / "full"), state_of(tmp_path / "part"))
