@@ -127,3 +127,16 @@ def test_bundled_model_beats_srcnn_on_set5_and_bicubic_on_set14(data_dir, capsys
             scores[model, name] = json.loads(capsys.readouterr().out)["psnr_y"]
     assert scores["default", "Set5"] >= 30.50
     assert scores["default", "Set14"] > scores["bicubic", "Set14"] + 0.5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_every_scale_has_its_own_bundled_default_model(scale):
+    """x2 and x3 no longer run the x4 model and resize: each scale ships its own weights."""
+    from contrast_sr.infer import default_model
+    from contrast_sr.weights import bundled_weights
+
+    assert bundled_weights("contrast_tiny", scale).stat().st_size < 1_000_000  # under ~1 MB
+    model = default_model(scale)
+    assert model.scale == scale
+    out = model(torch.rand(1, 3, 9, 11))
+    assert out.shape == (1, 3, 9 * scale, 11 * scale)
