@@ -197,3 +197,29 @@ def test_bundled_photo_model_upscales_and_is_its_own_variant(tmp_path):
     out = tmp_path / "a_x4.png"
     assert main(["upscale", str(tmp_path / "a.jpg"), "--model", "photo", "-o", str(out)]) == 0
     assert Image.open(out).size == (48, 40)
+
+
+def test_validation_on_the_degraded_benchmark(hr_dir, tmp_path):
+    """``data.val.lr_degradation`` validates on the degraded benchmark's LR, as ``eval
+    --lr-degradation`` scores it; a bad spec is refused before training, naming the key."""
+    from safetensors.torch import load_file
+
+    from contrast_sr.evaluate import evaluate, model_sr
+
+    from .tiny_sr import TinySR
+
+    cfg = _config(hr_dir, tmp_path, val_every=6)
+    raw = yaml.safe_load((tmp_path / "cfg.yml").read_text())
+    raw["data"]["val"] = {"hr_dir": str(hr_dir), "lr_degradation": "photo"}
+    train(load_config(None, raw=raw), tmp_path / "run")
+    record = [yaml.safe_load(ln) for ln in (tmp_path / "run" / "metrics.jsonl").open()][-1]
+    logged = record["val"][hr_dir.name]["psnr"]
+    model = TinySR(4, 8)
+    model.load_state_dict(load_file(str(tmp_path / "run" / "model.safetensors")))
+    sr = model_sr(model)
+    degraded = evaluate(sr, hr_dir, 4, progress=False, lr_degradation="photo").psnr_y
+    clean = evaluate(sr, hr_dir, 4, progress=False).psnr_y
+    assert logged == degraded and abs(degraded - clean) > 0.1
+    raw["data"]["val"]["lr_degradation"] = "noise=loud"
+    with pytest.raises(ConfigError, match=r"data\.val\.lr_degradation"):
+        load_config(None, raw=raw)

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from contrast_sr.errors import ConfigError, UsageError
+from contrast_sr.errors import ArgumentError, ConfigError, UsageError
 from contrast_sr.train.schema import (
     ConfigKeyError,
     build,
@@ -62,6 +62,18 @@ def _degradation(raw: dict) -> str | None:
     return None
 
 
+def _lr_degradation(spec: str | None) -> str | None:
+    from contrast_sr.data.degrade import parse_lr_degradation
+
+    if spec is None:
+        return None
+    try:
+        parse_lr_degradation(str(spec))
+    except ArgumentError as exc:
+        return exc.why
+    return None
+
+
 def _some_folder(values: list) -> str | None:
     return None if values else "give one folder or a list of folders (or data.val: null)"
 
@@ -95,6 +107,8 @@ class TrainDataConfig:
 @dataclass
 class ValDataConfig:
     hr_dir: list = option(factory=list, path="dir", check=_some_folder)  # one or more folders
+    # validate on the degraded benchmark (as `eval --lr-degradation`), e.g. "photo"
+    lr_degradation: str | None = option(None, check=_lr_degradation)
 
 
 @dataclass

@@ -189,7 +189,8 @@ def train(
         val_now = cfg.data.val is not None and (it % t.val_every == 0 or it == t.iters)
         if val_now and master:
             net = ema.module if ema is not None else model
-            scores = validate(net, cfg.data.val.hr_dir, scale, device, t.precision)
+            v = cfg.data.val
+            scores = validate(net, v.hr_dir, scale, device, t.precision, v.lr_degradation)
             model.train()
             first = next(iter(scores.values()))
             if best is None or first["psnr"] > best["psnr"]:
