@@ -47,3 +47,36 @@ def test_cli_sizes_report_growth_and_peak_share(capsys):
     assert [r["size"] for r in report["size_growth"]] == [8, 16]
     assert "growth" in report["size_growth"][1]
     assert main(["bench", "--sizes", "8,x", "--no-isolate"]) == 2
+
+
+
+_PEAK = """
+import json, sys
+import contrast_sr
+from contrast_sr.analysis.bench import bench_model
+from contrast_sr.utils.malloc import tune_malloc
+
+tune_malloc("fast")  # freed blocks stay in the heap, as in every computing command
+model = contrast_sr.create_model("contrast_tiny", scale=4)
+r = bench_model("tiny", model, size=48, warmup=1, repeat=1, flops=sys.argv[1] == "1")
+print(json.dumps(r.peak_mem_bytes))
+"""
+
+
+def test_cpu_peak_memory_is_not_hidden_by_the_flop_count():
+    """The FLOP-counting forward runs after the memory measurement: run before it, its freed
+    buffers (kept by the tuned heap) served the timed steps and the RSS increase read ~0."""
+    import subprocess
+    import sys
+
+    peaks = []
+    for flops in ("1", "0"):
+        cmd = [sys.executable, "-c", _PEAK, flops]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        peaks.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    if None in peaks:
+        pytest.skip("peak RSS is not readable here")
+    with_flops, without = peaks
+    assert without > 8 * 2**20
+    assert with_flops > 0.5 * without

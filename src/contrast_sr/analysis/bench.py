@@ -170,12 +170,6 @@ def bench_model(
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, size, size, generator=gen).to(device)
     params = sum(p.numel() for p in model.parameters())
-    total_flops = scan = None
-    if flops:
-        model.eval()
-        total_flops, scan = count_flops(model, x[:1])
-        total_flops, scan = total_flops * batch, scan * batch
-
     if mode == "train":
         model.train()
         target = torch.rand(batch, 3, size * scale, size * scale, generator=gen).to(device)
@@ -220,6 +214,13 @@ def bench_model(
     else:
         hwm = peak_rss_bytes() if rss0 is not None else None
         peak = None if hwm is None else max(0, hwm - rss0)
+    # FLOPs last: the counting forward's freed buffers stay in a tuned heap, and counted
+    # before the memory measurement they would hide the step's RSS increase on CPU.
+    total_flops = scan = None
+    if flops:
+        model.eval()
+        total_flops, scan = count_flops(model, x[:1])
+        total_flops, scan = total_flops * batch, scan * batch
     best = min(times)
     out_px = batch * (size * scale) ** 2
     rate = None if total_flops is None else total_flops / best / 1e9
