@@ -208,7 +208,7 @@ def test_validation_on_the_degraded_benchmark(hr_dir, tmp_path):
 
     from .tiny_sr import TinySR
 
-    cfg = _config(hr_dir, tmp_path, val_every=6)
+    _config(hr_dir, tmp_path, val_every=6)  # writes cfg.yml
     raw = yaml.safe_load((tmp_path / "cfg.yml").read_text())
     raw["data"]["val"] = {"hr_dir": str(hr_dir), "lr_degradation": "photo"}
     train(load_config(None, raw=raw), tmp_path / "run")
