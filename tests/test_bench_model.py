@@ -49,7 +49,6 @@ def test_cli_sizes_report_growth_and_peak_share(capsys):
     assert main(["bench", "--sizes", "8,x", "--no-isolate"]) == 2
 
 
-
 _PEAK = """
 import json, sys
 import contrast_sr
