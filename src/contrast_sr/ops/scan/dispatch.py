@@ -34,6 +34,7 @@ from contrast_sr.ops.scan.layout import (
     channels_last,
     check_bc,
     check_mamba_layout,
+    mamba_layout,
 )
 from contrast_sr.ops.scan.reference import scan_reference_channels_last
 from contrast_sr.ops.tracing import is_exporting
@@ -224,4 +225,4 @@ def selective_scan(
         delta_softplus,
         backend=backend,
     )
-    return y.transpose(1, 2).contiguous()
+    return mamba_layout(y)

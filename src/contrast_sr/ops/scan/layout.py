@@ -77,8 +77,18 @@ def bc_pair_channels_last(
 
 
 def channels_last(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(batch, dim, L) -> contiguous (batch, L, dim) in ``dtype`` (one copy)."""
-    return _copy(x.transpose(1, 2), dtype)
+    """(batch, dim, L) -> contiguous (batch, L, dim) in ``dtype`` (one copy; tiled on the CPU,
+    see :mod:`contrast_sr.ops.transpose`)."""
+    from contrast_sr.ops.transpose import transpose_last2
+
+    return transpose_last2(x, dtype)
+
+
+def mamba_layout(y: torch.Tensor) -> torch.Tensor:
+    """A backend's (batch, L, dim) output -> contiguous (batch, dim, L) (one copy)."""
+    from contrast_sr.ops.transpose import transpose_last2
+
+    return transpose_last2(y)
 
 
 def _copy(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -28,6 +28,7 @@ from contrast_sr.ops.scan.layout import (
     channels_last,
     check_bc,
     check_mamba_layout,
+    mamba_layout,
 )
 from contrast_sr.ops.scan.reference import selective_scan_ref
 
@@ -98,10 +99,11 @@ def selective_scan_fn(
             D,
             delta_bias,
             delta_softplus,
-        ).transpose(1, 2)  # (batch, dim, L), float32
+        )
+        y = mamba_layout(y)  # (batch, dim, L), float32
         if z is not None:
             y = y * F.silu(z.to(compute))
-        out = torch.empty(u.shape, dtype=u.dtype, device=u.device).copy_(y)
+        out = y.to(u.dtype)
         if not return_last_state:
             return out
         dt = delta_cl if delta_bias is None else delta_cl + delta_bias.to(compute)
