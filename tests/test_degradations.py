@@ -223,3 +223,11 @@ def test_validation_on_the_degraded_benchmark(hr_dir, tmp_path):
     raw["data"]["val"]["lr_degradation"] = "noise=loud"
     with pytest.raises(ConfigError, match=r"data\.val\.lr_degradation"):
         load_config(None, raw=raw)
+
+
+@pytest.mark.parametrize("name", ["narrower", "matched", "deeper", "wider"])
+def test_photo_study_configs_are_valid(name):
+    from .conftest import REPO_ROOT
+
+    cfg = load_config(REPO_ROOT / "configs" / "photo_study" / f"{name}.yml")
+    assert cfg.data.train.degradation and cfg.data.val.lr_degradation == "photo"
