@@ -74,3 +74,46 @@ def test_auto_selects_numba_for_float32_only():
     assert rel_err(y, scan_torch_channels_last(*args, True)) <= 1e-5
     with pytest.raises(RuntimeError, match="float32"):
         run_numba(*[t.double() for t in args], True)
+
+
+def test_no_state_is_saved_without_grad_mode(monkeypatch):
+    """Parameters require grad even under ``no_grad``; the fused scans still save nothing there
+    (delta and state checkpoints are only for a backward), and do save when grad mode is on."""
+    import contrast_sr
+    from contrast_sr.ops import cross_selective_scan as css
+    from contrast_sr.ops.scan import numba_cpu
+
+    if numba_cpu.numba is None:
+        pytest.skip("numba not installed")
+    saved = []
+
+    def spy(module):
+        original = module.forward_kernel
+
+        def kernel(*args):
+            saved.append(args[9].shape[0] > 0)  # dt_out: empty unless saving
+            return original(*args)
+
+        monkeypatch.setattr(module, "forward_kernel", kernel)
+
+    spy(numba_cpu)
+    spy(css)
+    model = contrast_sr.create_model("contrast_tiny", scale=2).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        model(x)
+    assert saved and not any(saved)
+    saved.clear()
+    model(x).mean().backward()
+    assert saved and all(saved)
+    u, delta, B, C = (
+        torch.randn(1, 8, 4),
+        torch.randn(1, 8, 4),
+        torch.randn(1, 8, 1, 2),
+        torch.randn(1, 8, 1, 2),
+    )
+    A = torch.nn.Parameter(-torch.rand(4, 2))
+    saved.clear()
+    with torch.inference_mode():
+        numba_cpu.scan_numba_channels_last(u, delta, A, B, C)
+    assert saved == [False]

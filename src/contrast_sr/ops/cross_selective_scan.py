@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from contrast_sr.ops.scan.numba_cpu import checkpoint_every, numba, numba_threads
-from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.tracing import detached_unless_grad, is_capturing
 
 if numba is not None:
     from contrast_sr.ops.cross_selective_scan_kernels import backward_kernel, forward_kernel
@@ -173,7 +173,8 @@ def cross_selective_scan(
     z0 = (x @ x_proj_weight[0::2].reshape(2 * P, D).t()).view(b, L, 2, P)
     z1 = (xT @ x_proj_weight[1::2].reshape(2 * P, D).t()).view(b, L, 2, P)
     with torch.autocast("cpu", enabled=False):
-        out = _CrossSelectiveScanFn.apply(x, xT, z0, z1, dt_weight, dt_bias, A, Ds)
+        args = detached_unless_grad(x, xT, z0, z1, dt_weight, dt_bias, A, Ds)
+        out = _CrossSelectiveScanFn.apply(*args)
     rows, cols = _orientation_sums(out)
     y = rows.view(b, h, w, D) + cols.view(b, w, h, D).transpose(1, 2)
     return y.reshape(b, L, D)

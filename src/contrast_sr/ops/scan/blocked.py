@@ -24,6 +24,7 @@ import math
 import torch
 
 from contrast_sr.ops.scan.checks import check_scan_args, compute_dtype
+from contrast_sr.ops.tracing import detached_unless_grad
 
 # ----------------------------------------------------------------------------- primitive
 
@@ -350,6 +351,5 @@ def scan_torch_channels_last(
     with torch.autocast(u.device.type, enabled=False):
         args = [A, B, C, D, delta_bias]
         A, B, C, D, delta_bias = (None if t is None else t.to(cdt) for t in args)
-        return _SelectiveScanFn.apply(
-            u, delta, A, B, C, D, delta_bias, bool(delta_softplus), block, chunk
-        )
+        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
+        return _SelectiveScanFn.apply(*args, bool(delta_softplus), block, chunk)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from contrast_sr.ops.scan.checks import check_scan_args
-from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.tracing import detached_unless_grad, is_capturing
 
 try:  # a regular dependency, but the package still works without it
     import numba
@@ -165,7 +165,8 @@ def scan_numba_channels_last(
     if u.shape[1] == 0:
         return u.new_zeros(u.shape)
     with torch.autocast("cpu", enabled=False):
-        return _NumbaScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus))
+        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
+        return _NumbaScanFn.apply(*args, bool(delta_softplus))
 
 
 __all__ = ["available", "checkpoint_every", "scan_numba_channels_last"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from contrast_sr.ops.scan.checks import check_scan_args
-from contrast_sr.ops.tracing import is_exporting
+from contrast_sr.ops.tracing import detached_unless_grad, is_exporting
 
 try:  # optional dependency
     import triton
@@ -221,7 +221,8 @@ def scan_triton_channels_last(
         u, B.shape[2], A.shape[1], checkpoint=checkpoint, segments=segments, block_d=block_d
     )
     with torch.autocast(u.device.type, enabled=False):
-        return _TritonScanFn.apply(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), plan)
+        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
+        return _TritonScanFn.apply(*args, bool(delta_softplus), plan)
 
 
 __all__ = ["ScanPlan", "available", "interpreting", "plan_scan", "scan_triton_channels_last"]
