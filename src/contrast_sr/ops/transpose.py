@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from contrast_sr.ops.scan.layout import contiguous_copy
 from contrast_sr.ops.scan.numba_cpu import numba, numba_threads
 from contrast_sr.ops.tracing import is_capturing
 
@@ -60,10 +61,7 @@ def transpose_last2(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.
     dtype = x.dtype if dtype is None else dtype
     if dtype == x.dtype and available(x):
         return _TransposeFn.apply(x)
-    # the layout change and the cast in one pass (``Tensor.to`` keeps the strides)
-    return torch.empty((x.shape[0], x.shape[2], x.shape[1]), dtype=dtype, device=x.device).copy_(
-        x.transpose(1, 2)
-    )
+    return contiguous_copy(x.transpose(1, 2), dtype)
 
 
 __all__ = ["available", "transpose_last2"]

@@ -61,7 +61,7 @@ def bc_channels_last(t: torch.Tensor, batch: int, L: int, dtype: torch.dtype) ->
         return t.to(dtype)[None, None].expand(batch, L, *t.shape)
     if t.dim() == 3:
         t = t.unsqueeze(1)
-    return _copy(t.permute(0, 3, 1, 2), dtype)
+    return contiguous_copy(t.permute(0, 3, 1, 2), dtype)
 
 
 def bc_pair_channels_last(
@@ -91,7 +91,7 @@ def mamba_layout(y: torch.Tensor) -> torch.Tensor:
     return transpose_last2(y)
 
 
-def _copy(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def contiguous_copy(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A contiguous copy of ``x`` in ``dtype``: the layout change and the cast in one pass
     (``Tensor.to`` keeps the strides, and returns ``x`` itself when the dtype already fits)."""
     return torch.empty(x.shape, dtype=dtype, device=x.device).copy_(x)
