@@ -188,6 +188,46 @@ def selective_scan_channels_last(
     return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
+def selective_scan_mamba_layout(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    dtype: torch.dtype,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Scan u, delta (b, dim, L), computing in ``dtype``; B, C already channels-last
+    (b, L, groups, N). Returns y (b, dim, L) in ``dtype``.
+
+    The numba backend runs N = 1 scans in this layout directly (its kernels stage
+    (channels x steps) blocks); every other case runs the channels-last backend on transposed
+    copies (u, delta in, y out, and the same three for the gradients)."""
+    if resolve_scan_backend(u, backend) == "numba":
+        from contrast_sr.ops.scan import numba_cpu
+
+        if numba_cpu.mamba_layout_available(u, A):
+            notify_scan_observers(u.transpose(1, 2), A, D)
+            return numba_cpu.scan_numba_mamba_layout(
+                u.to(dtype), delta.to(dtype), A, B, C, D, delta_bias, delta_softplus
+            )
+    y = selective_scan_channels_last(
+        channels_last(u, dtype),
+        channels_last(delta, dtype),
+        A,
+        B,
+        C,
+        D,
+        delta_bias,
+        delta_softplus,
+        backend=backend,
+    )
+    return mamba_layout(y)
+
+
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -202,7 +242,8 @@ def selective_scan(
 ) -> torch.Tensor:
     """The project's scan in mamba_ssm's layout: u, delta (b, dim, L); A (dim, N) real;
     B, C constant (dim, N) or variable (b, N, L) / (b, groups, N, L); D, delta_bias (dim,).
-    Returns y (b, dim, L) in u's dtype. Runs the channels-last backends on transposed copies.
+    Returns y (b, dim, L) in u's dtype. Runs through :func:`selective_scan_mamba_layout`
+    (numba in place for N = 1, else the channels-last backends on transposed copies).
 
     Everything after D is keyword-only: mamba_ssm's ``selective_scan_fn`` takes ``z`` there, so
     a positional call written for it fails here instead of binding ``z`` to ``delta_bias``
@@ -214,15 +255,6 @@ def selective_scan(
     check_bc(B, "B", batch, dim, N, L)
     check_bc(C, "C", batch, dim, N, L)
     B_cl, C_cl = bc_pair_channels_last(B, C, batch, L, torch.promote_types(B.dtype, C.dtype))
-    y = selective_scan_channels_last(
-        channels_last(u, u.dtype),
-        channels_last(delta, delta.dtype),
-        A,
-        B_cl,
-        C_cl,
-        D,
-        delta_bias,
-        delta_softplus,
-        backend=backend,
+    return selective_scan_mamba_layout(
+        u, delta, A, B_cl, C_cl, D, delta_bias, delta_softplus, u.dtype, backend=backend
     )
-    return mamba_layout(y)

@@ -5,10 +5,11 @@ return_last_state=False, cu_seqlens=None)``: shapes as :mod:`contrast_sr.ops.sca
 (u, delta, z (batch, dim, L); A (dim, N); B, C (dim, N), (batch, N, L) or (batch, groups, N, L)).
 
 * Real A (every Mamba / VMamba layer): the dispatched backend (numba, triton, torch, chunked
-  while exporting) scans float32 copies in the channels-last layout (the layout copy and the
-  cast are one pass), then ``out = y * silu(z)`` in float32, cast once to u's dtype, as
-  mamba_ssm's reference does. ``last_state`` (batch, dim, N), float32, comes from the closed
-  form ``h_L = sum_t exp(A * sum_{s>t} delta_s) * delta_t * B_t * u_t`` (vectorised, chunked
+  while exporting) scans in float32; numba runs N = 1 in this layout directly, the others scan
+  channels-last copies (the layout copy and the cast are one pass). Then
+  ``out = y * silu(z)`` in float32, cast once to u's dtype, as mamba_ssm's reference does.
+  ``last_state`` (batch, dim, N), float32, comes from the closed form
+  ``h_L = sum_t exp(A * sum_{s>t} delta_s) * delta_t * B_t * u_t`` (vectorised, chunked
   over L); its gradient is kept (mamba_ssm's CUDA kernel drops it).
 * Complex A, or ``cu_seqlens`` (packed sequences): the sequential loop
   :func:`~contrast_sr.ops.scan.reference.selective_scan_ref`, exactly mamba_ssm's reference.
@@ -22,13 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from contrast_sr.ops.scan.checks import check_real, compute_dtype
-from contrast_sr.ops.scan.dispatch import selective_scan_channels_last
+from contrast_sr.ops.scan.dispatch import selective_scan_mamba_layout
 from contrast_sr.ops.scan.layout import (
     bc_pair_channels_last,
     channels_last,
     check_bc,
     check_mamba_layout,
-    mamba_layout,
 )
 from contrast_sr.ops.scan.reference import selective_scan_ref
 
@@ -88,24 +88,16 @@ def selective_scan_fn(
     check_bc(C, "C", batch, dim, N, L)
     compute = compute_dtype(u)
     with torch.autocast(u.device.type, enabled=False):
-        u_cl, delta_cl = channels_last(u, compute), channels_last(delta, compute)
         B_cl, C_cl = bc_pair_channels_last(B, C, batch, L, compute)
-        y = selective_scan_channels_last(
-            u_cl,
-            delta_cl,
-            A,
-            B_cl,
-            C_cl,
-            D,
-            delta_bias,
-            delta_softplus,
-        )
-        y = mamba_layout(y)  # (batch, dim, L), float32
+        y = selective_scan_mamba_layout(
+            u, delta, A, B_cl, C_cl, D, delta_bias, delta_softplus, compute
+        )  # (batch, dim, L), float32
         if z is not None:
             y = y * F.silu(z.to(compute))
         out = y.to(u.dtype)
         if not return_last_state:
             return out
+        u_cl, delta_cl = channels_last(u, compute), channels_last(delta, compute)
         dt = delta_cl if delta_bias is None else delta_cl + delta_bias.to(compute)
         if delta_softplus:
             dt = F.softplus(dt)

@@ -88,8 +88,8 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 class _NumbaScanFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, bias, softplus):
-        b, L, dim = u.shape
+    def forward(ctx, u, delta, A, B, C, D, bias, softplus, mamba):
+        b, L, dim = (u.shape[0], u.shape[2], u.shape[1]) if mamba else u.shape
         G, N = B.shape[2], A.shape[1]
         f32 = torch.float32
         u32, d32, B32, C32 = (t.to(f32).contiguous() for t in (u, delta, B, C))
@@ -100,16 +100,18 @@ class _NumbaScanFn(torch.autograd.Function):
         K = checkpoint_every(N) if save else 0
         S = torch.empty(b, -(-L // K) if save else 0, N, dim)
         dt = torch.empty(b, L, dim) if save else torch.empty(0)
-        y = torch.empty(b, L, dim)
+        y = torch.empty(u.shape)
+        u_cl = torch.empty(b, L, dim) if save and mamba else torch.empty(0)
         tile = _tile(b, dim)
         with numba_threads():
             forward_kernel(
                 _flat(u32), _flat(d32), _flat(bias32), softplus, _flat(At), _flat(B32),
-                _flat(C32), _flat(D32), _flat(y), _flat(dt), _flat(S), b, L, dim, G, N, K, tile,
+                _flat(C32), _flat(D32), _flat(y), _flat(dt), _flat(u_cl), _flat(S), b, L, dim, G,
+                N, K, tile, mamba,
             )  # fmt: skip
-        if save:
-            ctx.save_for_backward(u32, dt, At, B32, C32, D32, S)
-        ctx.softplus, ctx.tile = softplus, tile
+        if save:  # the backward reads u channels-last (the kernel's copy in the mamba layout)
+            ctx.save_for_backward(u_cl if mamba else u32, dt, At, B32, C32, D32, S)
+        ctx.softplus, ctx.tile, ctx.mamba = softplus, tile, mamba
         ctx.meta = (u.dtype, delta.dtype, D is not None, bias is not None)
         return y.to(u.dtype)
 
@@ -117,12 +119,12 @@ class _NumbaScanFn(torch.autograd.Function):
     def backward(ctx, gy):
         u, dt, At, B, C, D, S = ctx.saved_tensors
         u_dtype, delta_dtype, has_d, has_bias = ctx.meta
-        b, L, dim = u.shape
+        b, L, dim = dt.shape
         G, N = B.shape[2], B.shape[3]
         tile = ctx.tile
         nt = -(-dim // tile)
         gy = gy.to(torch.float32).contiguous()
-        gu, gdt = torch.empty(b, L, dim), torch.empty(b, L, dim)
+        gu, gdt = torch.empty(gy.shape), torch.empty(gy.shape)
         gBp, gCp = torch.zeros(b, L, nt, G, N), torch.zeros(b, L, nt, G, N)
         gAp, gDp, gbp = torch.empty(b, N, dim), torch.empty(b, dim), torch.empty(b, dim)
         with numba_threads():
@@ -130,6 +132,7 @@ class _NumbaScanFn(torch.autograd.Function):
                 _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
                 _flat(S), b, L, dim, G, N, checkpoint_every(N), ctx.softplus, tile, _flat(gu),
                 _flat(gdt), _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp),
+                ctx.mamba,
             )  # fmt: skip
         gB = gBp.sum(2) if nt > 1 else gBp.squeeze(2)
         gC = gCp.sum(2) if nt > 1 else gCp.squeeze(2)
@@ -141,6 +144,7 @@ class _NumbaScanFn(torch.autograd.Function):
             gC,
             gDp.sum(0) if has_d else None,
             gbp.sum(0) if has_bias else None,
+            None,
             None,
         )
 
@@ -166,7 +170,43 @@ def scan_numba_channels_last(
         return u.new_zeros(u.shape)
     with torch.autocast("cpu", enabled=False):
         args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
-        return _NumbaScanFn.apply(*args, bool(delta_softplus))
+        return _NumbaScanFn.apply(*args, bool(delta_softplus), False)
 
 
-__all__ = ["available", "checkpoint_every", "scan_numba_channels_last"]
+def scan_numba_mamba_layout(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """The numba kernel on u, delta in mamba_ssm's layout (b, dim, L), without transposed
+    copies: the kernels stage (channels x steps) blocks themselves. B, C channels-last
+    (b, L, groups, N); N = 1 only (:func:`mamba_layout_available`). Returns y (b, dim, L) in
+    u's dtype; gradients come back in the same layouts."""
+    if not mamba_layout_available(u, A):
+        raise RuntimeError("the mamba-layout numba kernel runs N = 1 float32/bf16/fp16 CPU scans")
+    check_scan_args(u.transpose(1, 2), delta.transpose(1, 2), A, B, C, D, delta_bias)
+    if u.shape[2] == 0:
+        return u.new_zeros(u.shape)
+    with torch.autocast("cpu", enabled=False):
+        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
+        return _NumbaScanFn.apply(*args, bool(delta_softplus), True)
+
+
+def mamba_layout_available(u: torch.Tensor, A: torch.Tensor) -> bool:
+    """Whether :func:`scan_numba_mamba_layout` runs this scan: :func:`available` and N = 1 (the
+    staged backward kernel is N = 1 only; larger N go through channels-last copies)."""
+    return available(u) and A.dim() == 2 and A.shape[1] == 1
+
+
+__all__ = [
+    "available",
+    "checkpoint_every",
+    "mamba_layout_available",
+    "scan_numba_channels_last",
+    "scan_numba_mamba_layout",
+]

@@ -7,6 +7,11 @@ Every array is flat (C order) float32. Work is split into jobs of (batch row, ch
 ``[c0, c1)``); each job walks L once with the tile's channels in vectorised inner loops, so the
 states stay in L1. Layouts: u, delta, dt, y, gu, gdt (b, L, dim); B, C (b, L, G, N); At (N, dim)
 (A transposed); D, bias (dim,); checkpointed states S (b, ceil(L/K), N, dim).
+
+With ``mamba`` true, u, delta, y, gy, gu and gdt are in mamba_ssm's (b, dim, L) layout instead
+(N = 1 for the backward): the jobs transpose (channels x steps) blocks into local buffers
+(:func:`_stage_in`, :func:`_stage_out`), so no transposed copy of a whole map is made; dt and
+the backward's copy of u stay (b, L, dim).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ _LN2_LO = np.float32(1.428606765330187e-06)
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
+STAGE = 16  # steps per staged block of a mamba-layout forward (one cache line)
 _LO = np.float32(-87.0)
 _HI = np.float32(88.0)
 _P2 = np.float32(1 / 2)
@@ -86,23 +92,113 @@ def _spread(dst, src, brow, n, N, c0, c1, Dg):
             dst[c] = v
 
 
+def _prefetch_intrinsic(write: int):
+    """An intrinsic ``f(arr, idx)`` hinting the caches to fetch ``arr[idx]`` for a read
+    (``write`` 0) or a write (1), as ``llvm.prefetch`` (whose flags must be constants)."""
+
+    def prefetch(typingctx, arr, idx):
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = builder.module.declare_intrinsic("llvm.prefetch", fnty=fnty)
+            ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+            flags = [ir.Constant(i32, write), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+            builder.call(fn, [ptr, *flags])
+            return context.get_dummy_value()
+
+        return types.void(arr, idx), codegen
+
+    prefetch.__name__ = prefetch.__qualname__ = "_prefetch_write" if write else "_prefetch_read"
+    return intrinsic(prefetch)
+
+
+_prefetch_read = _prefetch_intrinsic(0)
+_prefetch_write = _prefetch_intrinsic(1)
+
+
+@njit(inline="always", error_model="numpy")
+def _stage_in(dst, src, bi, c0, w, dim, L, t0, n, t_next):
+    """dst[j * w + c] = src[bi, c0 + c, t0 + j] for j < n: a (channels x steps) block of a
+    mamba-layout (b, dim, L) array, transposed into the kernel's (steps, lanes) order. The
+    block at ``t_next`` (the next one the job stages, if in range) is prefetched meanwhile:
+    without it the w strided streams wait on memory (2x slower, measured)."""
+    for c in range(uint64(w)):
+        base = uint64((bi * dim + c0 + c) * L)
+        if 0 <= t_next < L:
+            for k in range(t_next, min(L, t_next + n), 16):
+                _prefetch_read(src, base + uint64(k))
+        for j in range(uint64(n)):
+            dst[j * uint64(w) + c] = src[base + uint64(t0) + j]
+
+
+@njit(inline="always", error_model="numpy")
+def _stage_out(dst, src, bi, c0, w, dim, L, t0, n, t_next):
+    """The inverse of :func:`_stage_in`: dst[bi, c0 + c, t0 + j] = src[j * w + c]."""
+    for c in range(uint64(w)):
+        base = uint64((bi * dim + c0 + c) * L)
+        if 0 <= t_next < L:
+            for k in range(t_next, min(L, t_next + n), 16):
+                _prefetch_write(dst, base + uint64(k))
+        for j in range(uint64(n)):
+            dst[base + uint64(t0) + j] = src[j * uint64(w) + c]
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _forward_step(
+    ua, da, ya, ir, row, brow, bias, softplus, At, B, C, D, dt_out, save_dt, dim, G, N,
+    c0, c1, dt, h, acc, bl, cl,
+):  # fmt: skip
+    """One step on lanes [c0, c1): u, delta, y at ``ua[ir:]``, ``da[ir:]``, ``ya[ir:]`` (the
+    arrays themselves or staged blocks: each call site is compiled for its own arrays, so
+    LLVM vectorises both), dt_out at ``row``, B and C at ``brow``."""
+    w64 = uint64(c1 - c0)
+    Dg = dim // G
+    for c in range(w64):
+        acc[c] = D[uint64(c0) + c] * ua[ir + c]
+        z = da[ir + c] + bias[uint64(c0) + c]
+        dt[c] = _softplus(z) if softplus else z
+    if save_dt:
+        for c in range(w64):
+            dt_out[row + c] = dt[c]
+    for n in range(N):
+        _spread(bl, B, brow, n, N, c0, c1, Dg)
+        _spread(cl, C, brow, n, N, c0, c1, Dg)
+        arow = uint64(n * dim + c0)
+        hrow = uint64(n * (c1 - c0))
+        for c in range(w64):
+            dv = dt[c]
+            hv = _exp(dv * At[arow + c]) * h[hrow + c] + dv * ua[ir + c] * bl[c]
+            h[hrow + c] = hv
+            acc[c] += cl[c] * hv
+    for c in range(w64):
+        ya[ir + c] = acc[c]
+
+
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 def _forward_job(
-    u, delta, bias, softplus, At, B, C, D, y, dt_out, S, b, L, dim, G, N, K, c0, c1, bi
-):
+    u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K, c0, c1, bi,
+    mamba,
+):  # fmt: skip
     """One job: batch row ``bi``, channels [c0, c1). Flat arrays; uint64 indices keep
     the inner loops free of negative-index checks so LLVM vectorises them. Writes
-    dt = softplus(delta + bias) to ``dt_out`` when it is not empty."""
+    dt = softplus(delta + bias) to ``dt_out`` (always (b, L, dim)) when it is not empty.
+    ``mamba``: u, delta and y are (b, dim, L), staged through (STAGE, lanes) blocks, and u
+    is also written to ``u_out`` (b, L, dim) when that is not empty (for the backward)."""
     w = c1 - c0
     w64 = uint64(w)
-    Dg = dim // G
     save_dt = dt_out.shape[0] > 0
+    save_u = u_out.shape[0] > 0
     dt = np.empty(w, dtype=np.float32)
     h = np.zeros(N * w, dtype=np.float32)
     acc = np.empty(w, dtype=np.float32)
     bl = np.empty(w, dtype=np.float32)
     cl = np.empty(w, dtype=np.float32)
     nseg = (L + K - 1) // K if K > 0 else 0
+    nb = STAGE * w if mamba else 0
+    ub = np.empty(nb, dtype=np.float32)
+    db = np.empty(nb, dtype=np.float32)
+    yb = np.empty(nb, dtype=np.float32)
     for t in range(L):
         row = uint64((bi * L + t) * dim + c0)
         brow = uint64((bi * L + t) * G * N)
@@ -112,37 +208,39 @@ def _forward_job(
                 hrow = uint64(n * w)
                 for c in range(w64):
                     S[srow + c] = h[hrow + c]
-        for c in range(w64):
-            acc[c] = D[uint64(c0) + c] * u[row + c]
-            z = delta[row + c] + bias[uint64(c0) + c]
-            dt[c] = _softplus(z) if softplus else z
-        if save_dt:
-            for c in range(w64):
-                dt_out[row + c] = dt[c]
-        for n in range(N):
-            _spread(bl, B, brow, n, N, c0, c1, Dg)
-            _spread(cl, C, brow, n, N, c0, c1, Dg)
-            arow = uint64(n * dim + c0)
-            hrow = uint64(n * w)
-            for c in range(w64):
-                dv = dt[c]
-                hv = _exp(dv * At[arow + c]) * h[hrow + c] + dv * u[row + c] * bl[c]
-                h[hrow + c] = hv
-                acc[c] += cl[c] * hv
-        for c in range(w64):
-            y[row + c] = acc[c]
+        if mamba:
+            j = t % STAGE
+            if j == 0:
+                _stage_in(ub, u, bi, c0, w, dim, L, t, min(STAGE, L - t), t + 2 * STAGE)
+                _stage_in(db, delta, bi, c0, w, dim, L, t, min(STAGE, L - t), t + 2 * STAGE)
+            if save_u:
+                for c in range(w64):
+                    u_out[row + c] = ub[uint64(j * w) + c]
+            _forward_step(
+                ub, db, yb, uint64(j * w), row, brow, bias, softplus, At, B, C, D, dt_out,
+                save_dt, dim, G, N, c0, c1, dt, h, acc, bl, cl,
+            )  # fmt: skip
+            if j == STAGE - 1 or t == L - 1:
+                _stage_out(y, yb, bi, c0, w, dim, L, t - j, j + 1, t - j + 2 * STAGE)
+        else:
+            _forward_step(
+                u, delta, y, row, row, brow, bias, softplus, At, B, C, D, dt_out, save_dt,
+                dim, G, N, c0, c1, dt, h, acc, bl, cl,
+            )  # fmt: skip
 
 
 @njit(parallel=True, cache=True)
-def forward_kernel(u, delta, bias, softplus, At, B, C, D, y, dt_out, S, b, L, dim, G, N, K, tile):
+def forward_kernel(
+    u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K, tile, mamba
+):
     ntiles = (dim + tile - 1) // tile
     for job in prange(b * ntiles):
         bi = job // ntiles
         c0 = (job % ntiles) * tile
         c1 = min(c0 + tile, dim)
         _forward_job(
-            u, delta, bias, softplus, At, B, C, D, y, dt_out, S, b, L, dim, G, N, K,
-            c0, c1, bi,
+            u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K,
+            c0, c1, bi, mamba,
         )  # fmt: skip
 
 
@@ -259,18 +357,177 @@ def _backward_job(
         gbp[orow + c] = gb[c]
 
 
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _recompute_step_n1(ua, ya, ir, row, brow, dt, B, C, G, Dg, c0, c1, Ac, hs, As, Bl, Gv, cl, jw):
+    """Step j of a segment (N = 1): the decay and the next state, B spread over the lanes,
+    and gy * C; u at ``ua[row:]`` (always (b, L, dim)), gy at ``ya[ir:]`` (the array or a
+    staged block: each call site is compiled for its own arrays)."""
+    w64 = uint64(c1 - c0)
+    _spread(Bl[jw:], B, brow, 0, 1, c0, c1, Dg)
+    _spread(cl, C, brow, 0, 1, c0, c1, Dg)
+    for c in range(w64):
+        Gv[jw + c] = ya[ir + c] * cl[c]
+    for c in range(w64):
+        dv = dt[row + c]
+        a = _exp(dv * Ac[c])
+        As[jw + c] = a
+        hs[jw + w64 + c] = a * hs[jw + c] + dv * ua[row + c] * Bl[jw + c]
+
+
+@njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _gradient_step_n1(
+    ua, ya, ga, da, ir, row, o, dt, Ac, Dc, sp, c0, c1, Dg, g_first, g_last, hs, As, Bl, Gv,
+    gA, gD, gb, sgb, sqa, gBp, gCp, jw,
+):  # fmt: skip
+    """Every gradient of step j (N = 1) from its adjoint ``Gv[jw:]``; u at ``ua[row:]``;
+    gy, gu, gdt at ``ya``, ``ga``, ``da`` [ir:]; gB, gC of group g at ``gBp[o + g]``."""
+    w64 = uint64(c1 - c0)
+    for c in range(w64):
+        gv = Gv[jw + c]
+        dv = dt[row + c]
+        q = gv * As[jw + c] * hs[jw + c]
+        gA[c] += q * dv
+        sqa[c] = q * Ac[c]
+        sgb[c] = gv * Bl[jw + c]
+    for g in range(g_first, g_last + 1):
+        lo = uint64(max(c0, g * Dg) - c0)
+        hi = uint64(min(c1, (g + 1) * Dg) - c0)
+        sb = _ZERO
+        sc = _ZERO
+        for c in range(lo, hi):
+            sb += Gv[jw + c] * dt[row + c] * ua[row + c]
+            sc += ya[ir + c] * hs[jw + w64 + c]
+        gBp[o + uint64(g)] = sb
+        gCp[o + uint64(g)] = sc
+    # short loops, as in the general kernel, so LLVM vectorises the exp
+    for c in range(w64):
+        ga[ir + c] = dt[row + c] * sgb[c] + ya[ir + c] * Dc[c]
+    for c in range(w64):
+        dv = dt[row + c]
+        da[ir + c] = (ua[row + c] * sgb[c] + sqa[c]) * (_ONE - sp * _exp(-dv))
+    for c in range(w64):
+        gb[c] += da[ir + c]
+        gD[c] += ya[ir + c] * ua[row + c]
+
+
+@njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
+def _backward_job_n1(
+    u, dt, At, B, C, D, gy, S, b, L, dim, G, K, softplus,
+    gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles, mamba,
+):  # fmt: skip
+    """:func:`_backward_job` for N = 1 (every SS2D), staged so the big arrays are read and
+    written in ascending order only.
+
+    Per segment of K steps: (1) ascending, recompute the states and decays and stage
+    gy * C; (2) descending, the adjoint recurrence alone, over the staged (K, w) buffers
+    (in L2); (3) ascending, every gradient from the stored adjoints. Walking u, dt, gy, gu
+    and gdt from the end of each segment, as the general kernel does, made its backward
+    1.6x slower (measured at (8, 240, 1, 4096)). ``mamba``: gy, gu and gdt are (b, dim, L),
+    staged per segment through (K, lanes) blocks; u and dt are the forward's (b, L, dim) copies.
+    """
+    w = c1 - c0
+    w64 = uint64(w)
+    Dg = dim // G
+    nseg = (L + K - 1) // K
+    hs = np.empty((K + 1) * w, dtype=np.float32)  # state before step t0 + j
+    As = np.empty(K * w, dtype=np.float32)  # decay exp(dt * A) of step t0 + j
+    Bl = np.empty(K * w, dtype=np.float32)  # B spread over the lanes
+    Gv = np.empty(K * w, dtype=np.float32)  # gy * C, then the adjoint of the state
+    cl = np.empty(w, dtype=np.float32)
+    carry = np.zeros(w, dtype=np.float32)  # a_{t+1} * adjoint_{t+1}
+    gA = np.zeros(w, dtype=np.float32)  # this segment's sums; tA, tD, tb the totals
+    gD = np.zeros(w, dtype=np.float32)
+    gb = np.zeros(w, dtype=np.float32)
+    tA = np.zeros(w, dtype=np.float32)
+    tD = np.zeros(w, dtype=np.float32)
+    tb = np.zeros(w, dtype=np.float32)
+    sgb = np.empty(w, dtype=np.float32)
+    sqa = np.empty(w, dtype=np.float32)
+    nb = K * w if mamba else 0
+    gyb = np.empty(nb, dtype=np.float32)
+    gub = np.empty(nb, dtype=np.float32)
+    gdtb = np.empty(nb, dtype=np.float32)
+    Ac = At[c0:c1]
+    Dc = D[c0:c1]
+    g_first = c0 // Dg
+    g_last = (c1 - 1) // Dg
+    sp = _ONE if softplus else _ZERO
+    for seg in range(nseg - 1, -1, -1):
+        t0 = seg * K
+        t1 = min(L, t0 + K)
+        srow = uint64((bi * nseg + seg) * dim + c0)
+        for c in range(w64):
+            hs[c] = S[srow + c]
+        if mamba:
+            _stage_in(gyb, gy, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
+        for t in range(t0, t1):
+            jw = uint64((t - t0) * w)
+            row = uint64((bi * L + t) * dim + c0)
+            brow = uint64((bi * L + t) * G)
+            if mamba:
+                _recompute_step_n1(
+                    u, gyb, jw, row, brow, dt, B, C, G, Dg, c0, c1, Ac, hs, As, Bl, Gv, cl, jw
+                )
+            else:
+                _recompute_step_n1(
+                    u, gy, row, row, brow, dt, B, C, G, Dg, c0, c1, Ac, hs, As, Bl, Gv, cl, jw
+                )
+        for t in range(t1 - 1, t0 - 1, -1):
+            jw = uint64((t - t0) * w)
+            for c in range(w64):
+                gv = Gv[jw + c] + carry[c]
+                Gv[jw + c] = gv
+                carry[c] = As[jw + c] * gv
+        for t in range(t0, t1):
+            jw = uint64((t - t0) * w)
+            row = uint64((bi * L + t) * dim + c0)
+            o = uint64(((bi * L + t) * ntiles + tile_id) * G)
+            if mamba:
+                _gradient_step_n1(
+                    u, gyb, gub, gdtb, jw, row, o, dt, Ac, Dc, sp, c0, c1, Dg, g_first,
+                    g_last, hs, As, Bl, Gv, gA, gD, gb, sgb, sqa, gBp, gCp, jw,
+                )  # fmt: skip
+            else:
+                _gradient_step_n1(
+                    u, gy, gu, gdt, row, row, o, dt, Ac, Dc, sp, c0, c1, Dg, g_first,
+                    g_last, hs, As, Bl, Gv, gA, gD, gb, sgb, sqa, gBp, gCp, jw,
+                )  # fmt: skip
+        if mamba:
+            _stage_out(gu, gub, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
+            _stage_out(gdt, gdtb, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
+        for c in range(w64):  # segment sums, then the total: float32 rounding grows with K + nseg
+            tA[c] += gA[c]
+            tD[c] += gD[c]
+            tb[c] += gb[c]
+            gA[c] = _ZERO
+            gD[c] = _ZERO
+            gb[c] = _ZERO
+    orow = uint64(bi * dim + c0)
+    for c in range(w64):
+        gAp[orow + c] = tA[c]
+        gDp[orow + c] = tD[c]
+        gbp[orow + c] = tb[c]
+
+
 @njit(parallel=True, cache=True)
 def backward_kernel(
     u, dt, At, B, C, D, gy, S, b, L, dim, G, N, K, softplus, tile,
-    gu, gdt, gBp, gCp, gAp, gDp, gbp,
+    gu, gdt, gBp, gCp, gAp, gDp, gbp, mamba,
 ):  # fmt: skip
+    """``mamba`` (gy, gu, gdt in (b, dim, L); u the forward's (b, L, dim) copy) needs N = 1."""
     ntiles = (dim + tile - 1) // tile
     for job in prange(b * ntiles):
         bi = job // ntiles
         tile_id = job % ntiles
         c0 = tile_id * tile
         c1 = min(c0 + tile, dim)
-        _backward_job(
-            u, dt, At, B, C, D, gy, S, b, L, dim, G, N, K, softplus,
-            gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles,
-        )  # fmt: skip
+        if N == 1:
+            _backward_job_n1(
+                u, dt, At, B, C, D, gy, S, b, L, dim, G, K, softplus,
+                gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles, mamba,
+            )  # fmt: skip
+        else:
+            _backward_job(
+                u, dt, At, B, C, D, gy, S, b, L, dim, G, N, K, softplus,
+                gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles,
+            )  # fmt: skip
