@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit, prange, uint64
+
+from contrast_sr.ops.numba_intrinsics import transpose16
 
 T = 16  # tile side: 16 floats = one 64-byte line per tile row
 
@@ -11,26 +12,21 @@ T = 16  # tile side: 16 floats = one 64-byte line per tile row
 @njit(parallel=True, cache=True, error_model="numpy")
 def transpose_kernel(src, dst, b, m, n):
     """src (b, m, n) -> dst (b, n, m), both flat float32. Jobs are (batch, block of T rows);
-    each moves T x T tiles through a local buffer: T line-sized reads, then T line-sized
-    writes, instead of one strided access per element."""
+    each moves T x T tiles through vector registers (T line-sized reads, then T line-sized
+    writes) instead of one strided access per element."""
     mb = (m + T - 1) // T
     for job in prange(b * mb):
         bi = job // mb
         r0 = (job % mb) * T
         nr = min(T, m - r0)
         base = uint64(bi * m * n)
-        buf = np.empty(T * T, dtype=np.float32)
         for c0 in range(0, n, T):
             nc = min(T, n - c0)
             if nr == T and nc == T:
-                for i in range(T):
-                    s = base + uint64((r0 + i) * n + c0)
-                    for j in range(T):
-                        buf[j * T + i] = src[s + uint64(j)]
-                for j in range(T):
-                    d = base + uint64((c0 + j) * m + r0)
-                    for i in range(T):
-                        dst[d + uint64(i)] = buf[j * T + i]
+                transpose16(
+                    dst, base + uint64(c0 * m + r0), uint64(m), src, base + uint64(r0 * n + c0),
+                    uint64(n),
+                )  # fmt: skip
             else:  # a partial edge tile
                 for i in range(nr):
                     for j in range(nc):

@@ -17,9 +17,9 @@ the backward's copy of u stay (b, L, dim).
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types, uint64
-from numba.extending import intrinsic
+from numba import njit, prange, uint64
+
+from contrast_sr.ops.numba_intrinsics import as_float32, transpose16
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -29,7 +29,7 @@ _LN2_LO = np.float32(1.428606765330187e-06)
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
-STAGE = 16  # steps per staged block of a mamba-layout forward (one cache line)
+STAGE = 64  # steps per staged block of a mamba-layout forward
 _LO = np.float32(-87.0)
 _HI = np.float32(88.0)
 _P2 = np.float32(1 / 2)
@@ -42,17 +42,6 @@ _L3, _L5, _L7 = np.float32(1 / 3), np.float32(1 / 5), np.float32(1 / 7)
 _L9, _L11, _L13 = np.float32(1 / 9), np.float32(1 / 11), np.float32(1 / 13)
 
 
-@intrinsic
-def _as_float32(typingctx, bits):
-    """Reinterpret an int32's bits as a float32 (vectorisable)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
 def _exp(x):
     """float32 exp for x in [-87, 88] (clamped), relative error ~2e-7."""
@@ -60,7 +49,7 @@ def _exp(x):
     k = np.floor(x * _LOG2E + _HALF)
     r = x - k * _LN2_HI - k * _LN2_LO
     p = _ONE + r * (_ONE + r * (_P2 + r * (_P3 + r * (_P4 + r * (_P5 + r * (_P6 + r * _P7))))))
-    scale = _as_float32((np.int32(k) + np.int32(127)) << np.int32(23))
+    scale = as_float32((np.int32(k) + np.int32(127)) << np.int32(23))
     return p * scale
 
 
@@ -92,56 +81,36 @@ def _spread(dst, src, brow, n, N, c0, c1, Dg):
             dst[c] = v
 
 
-def _prefetch_intrinsic(write: int):
-    """An intrinsic ``f(arr, idx)`` hinting the caches to fetch ``arr[idx]`` for a read
-    (``write`` 0) or a write (1), as ``llvm.prefetch`` (whose flags must be constants)."""
-
-    def prefetch(typingctx, arr, idx):
-        def codegen(context, builder, signature, args):
-            data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = builder.module.declare_intrinsic("llvm.prefetch", fnty=fnty)
-            ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
-            flags = [ir.Constant(i32, write), ir.Constant(i32, 3), ir.Constant(i32, 1)]
-            builder.call(fn, [ptr, *flags])
-            return context.get_dummy_value()
-
-        return types.void(arr, idx), codegen
-
-    prefetch.__name__ = prefetch.__qualname__ = "_prefetch_write" if write else "_prefetch_read"
-    return intrinsic(prefetch)
-
-
-_prefetch_read = _prefetch_intrinsic(0)
-_prefetch_write = _prefetch_intrinsic(1)
-
-
 @njit(inline="always", error_model="numpy")
-def _stage_in(dst, src, bi, c0, w, dim, L, t0, n, t_next):
+def _stage_in(dst, src, bi, c0, w, dim, L, t0, n):
     """dst[j * w + c] = src[bi, c0 + c, t0 + j] for j < n: a (channels x steps) block of a
-    mamba-layout (b, dim, L) array, transposed into the kernel's (steps, lanes) order. The
-    block at ``t_next`` (the next one the job stages, if in range) is prefetched meanwhile:
-    without it the w strided streams wait on memory (2x slower, measured)."""
-    for c in range(uint64(w)):
-        base = uint64((bi * dim + c0 + c) * L)
-        if 0 <= t_next < L:
-            for k in range(t_next, min(L, t_next + n), 16):
-                _prefetch_read(src, base + uint64(k))
-        for j in range(uint64(n)):
-            dst[j * uint64(w) + c] = src[base + uint64(t0) + j]
+    mamba-layout (b, dim, L) array, transposed into the kernel's (steps, lanes) order, 16 x 16
+    blocks in registers (:func:`~contrast_sr.ops.numba_intrinsics.transpose16`)."""
+    w16, n16 = w - w % 16, n - n % 16
+    row0 = uint64((bi * dim + c0) * L + t0)
+    for cb in range(0, w16, 16):
+        for j0 in range(0, n16, 16):
+            transpose16(
+                dst, uint64(j0 * w + cb), uint64(w), src, row0 + uint64(cb * L + j0), uint64(L)
+            )
+    for c in range(w):
+        for j in range(n16 if c < w16 else 0, n):
+            dst[uint64(j * w + c)] = src[row0 + uint64(c * L + j)]
 
 
 @njit(inline="always", error_model="numpy")
-def _stage_out(dst, src, bi, c0, w, dim, L, t0, n, t_next):
+def _stage_out(dst, src, bi, c0, w, dim, L, t0, n):
     """The inverse of :func:`_stage_in`: dst[bi, c0 + c, t0 + j] = src[j * w + c]."""
-    for c in range(uint64(w)):
-        base = uint64((bi * dim + c0 + c) * L)
-        if 0 <= t_next < L:
-            for k in range(t_next, min(L, t_next + n), 16):
-                _prefetch_write(dst, base + uint64(k))
-        for j in range(uint64(n)):
-            dst[base + uint64(t0) + j] = src[j * uint64(w) + c]
+    w16, n16 = w - w % 16, n - n % 16
+    row0 = uint64((bi * dim + c0) * L + t0)
+    for cb in range(0, w16, 16):
+        for j0 in range(0, n16, 16):
+            transpose16(
+                dst, row0 + uint64(cb * L + j0), uint64(L), src, uint64(j0 * w + cb), uint64(w)
+            )
+    for c in range(w):
+        for j in range(n16 if c < w16 else 0, n):
+            dst[row0 + uint64(c * L + j)] = src[uint64(j * w + c)]
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
@@ -211,8 +180,8 @@ def _forward_job(
         if mamba:
             j = t % STAGE
             if j == 0:
-                _stage_in(ub, u, bi, c0, w, dim, L, t, min(STAGE, L - t), t + 2 * STAGE)
-                _stage_in(db, delta, bi, c0, w, dim, L, t, min(STAGE, L - t), t + 2 * STAGE)
+                _stage_in(ub, u, bi, c0, w, dim, L, t, min(STAGE, L - t))
+                _stage_in(db, delta, bi, c0, w, dim, L, t, min(STAGE, L - t))
             if save_u:
                 for c in range(w64):
                     u_out[row + c] = ub[uint64(j * w) + c]
@@ -221,7 +190,7 @@ def _forward_job(
                 save_dt, dim, G, N, c0, c1, dt, h, acc, bl, cl,
             )  # fmt: skip
             if j == STAGE - 1 or t == L - 1:
-                _stage_out(y, yb, bi, c0, w, dim, L, t - j, j + 1, t - j + 2 * STAGE)
+                _stage_out(y, yb, bi, c0, w, dim, L, t - j, j + 1)
         else:
             _forward_step(
                 u, delta, y, row, row, brow, bias, softplus, At, B, C, D, dt_out, save_dt,
@@ -459,7 +428,7 @@ def _backward_job_n1(
         for c in range(w64):
             hs[c] = S[srow + c]
         if mamba:
-            _stage_in(gyb, gy, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
+            _stage_in(gyb, gy, bi, c0, w, dim, L, t0, t1 - t0)
         for t in range(t0, t1):
             jw = uint64((t - t0) * w)
             row = uint64((bi * L + t) * dim + c0)
@@ -493,8 +462,8 @@ def _backward_job_n1(
                     g_last, hs, As, Bl, Gv, gA, gD, gb, sgb, sqa, gBp, gCp, jw,
                 )  # fmt: skip
         if mamba:
-            _stage_out(gu, gub, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
-            _stage_out(gdt, gdtb, bi, c0, w, dim, L, t0, t1 - t0, t0 - K)
+            _stage_out(gu, gub, bi, c0, w, dim, L, t0, t1 - t0)
+            _stage_out(gdt, gdtb, bi, c0, w, dim, L, t0, t1 - t0)
         for c in range(w64):  # segment sums, then the total: float32 rounding grows with K + nseg
             tA[c] += gA[c]
             tD[c] += gD[c]
