@@ -22,6 +22,7 @@ from numba import njit, prange, uint64
 from contrast_sr.ops.numba_intrinsics import as_float32, transpose16
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+STAGE = 64  # steps per staged block of a mamba-layout forward (the backward uses K)
 
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693145751953125)
@@ -29,7 +30,6 @@ _LN2_LO = np.float32(1.428606765330187e-06)
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 _ZERO = np.float32(0.0)
-STAGE = 64  # steps per staged block of a mamba-layout forward
 _LO = np.float32(-87.0)
 _HI = np.float32(88.0)
 _P2 = np.float32(1 / 2)
