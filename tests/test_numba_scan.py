@@ -69,11 +69,12 @@ def run_numba_mamba(u, delta, A, B, C, D, bias, softplus):
 @pytest.mark.parametrize("tile", [None, 16])  # whole rows; 16-lane tiles splitting groups
 @pytest.mark.parametrize("softplus", [False, True])
 @pytest.mark.parametrize("optional", [True, False])  # with / without D and delta_bias
-def test_numba_mamba_layout_matches_torch(monkeypatch, tile, softplus, optional):
+@pytest.mark.parametrize("N", [1, 3])  # the staged backward; the general one on copies
+def test_numba_mamba_layout_matches_torch(monkeypatch, tile, softplus, optional, N):
     """Staged (channels x steps) blocks: L = 150 ends mid-block and mid-segment."""
     if tile is not None:
         monkeypatch.setattr(numba_scan, "_tile", lambda b, dim: tile)
-    args64 = make_inputs(2, 150, 48, 2, 1, softplus, seed=5)
+    args64 = make_inputs(2, 150, 48, 2, N, softplus, seed=5)
     if not optional:
         args64[5] = args64[6] = None
     gy = torch.randn(2, 150, 48, dtype=torch.float64)
@@ -86,9 +87,11 @@ def test_numba_mamba_layout_matches_torch(monkeypatch, tile, softplus, optional)
         assert rel_err(a, r) <= 1e-5
 
 
-def test_mamba_layout_kernel_is_n1_only_and_public_entries_use_it(monkeypatch):
-    """selective_scan (mamba layout) runs the staged kernel for N = 1 with no transposed
-    copies, and the channels-last backend (on copies) for N > 1; both equal the torch path."""
+@pytest.mark.parametrize("N", [1, 4])
+def test_public_mamba_layout_entry_copies_only_the_n_gt_1_gradients(monkeypatch, N):
+    """selective_scan (mamba layout) runs the numba kernels in that layout: no transposed copy
+    in the forward; the backward copies gy in and gu, gdelta out only for N > 1 (its staged
+    kernel is N = 1). Values and gradients equal the torch path."""
     import contrast_sr.ops.transpose as transpose
     from contrast_sr.ops import selective_scan
 
@@ -99,22 +102,26 @@ def test_mamba_layout_kernel_is_n1_only_and_public_entries_use_it(monkeypatch):
         copies.append(1)
         return real(*args, **kwargs)
 
-    # ops/scan/layout imports transpose_last2 when it is called, so the spy sees every copy
+    # the scan modules import transpose_last2 when they call it, so the spy sees every copy
     monkeypatch.setattr(transpose, "transpose_last2", counting)
-    for N, expected_copies in ((1, 0), (4, 3)):
-        u, delta, A, B, C, D, bias = make_inputs(1, 70, 16, 2, N, True, dtype=torch.float32)
-        copies.clear()
-        y = selective_scan(
-            u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A,
-            B.permute(0, 2, 3, 1).contiguous(), C.permute(0, 2, 3, 1).contiguous(), D,
-            delta_bias=bias, delta_softplus=True,
-        )  # fmt: skip
-        assert len(copies) == expected_copies
-        y_ref = scan_torch_channels_last(u, delta, A, B, C, D, bias, True)
-        assert rel_err(y.transpose(1, 2), y_ref) <= 1e-5
-    with pytest.raises(RuntimeError, match="N = 1"):
+    args = make_inputs(1, 70, 16, 2, N, True, dtype=torch.float32)
+    gy = torch.randn(1, 70, 16)
+    leaves = [t.clone().requires_grad_() for t in args]
+    u, delta, A, B, C, D, bias = leaves
+    y = selective_scan(
+        u.transpose(1, 2), delta.transpose(1, 2), A, B.permute(0, 2, 3, 1),
+        C.permute(0, 2, 3, 1), D, delta_bias=bias, delta_softplus=True,
+    )  # fmt: skip
+    assert copies == []
+    g = torch.autograd.grad(y, leaves, gy.transpose(1, 2))
+    assert len(copies) == (0 if N == 1 else 3)
+    y_ref, g_ref = grads(scan_torch_channels_last, [t.double() for t in args], True, gy.double())
+    assert rel_err(y.transpose(1, 2), y_ref) <= 1e-5
+    for a, r in zip(g, g_ref, strict=True):
+        assert rel_err(a, r) <= 1e-5
+    with pytest.raises(RuntimeError, match="float32"):
         numba_scan.scan_numba_mamba_layout(
-            u.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A, B, C
+            *(t.detach().double() for t in (u.transpose(1, 2), delta.transpose(1, 2), A, B, C))
         )
 
 

@@ -203,9 +203,9 @@ def selective_scan_mamba_layout(
     """Scan u, delta (b, dim, L), computing in ``dtype``; B, C already channels-last
     (b, L, groups, N). Returns y (b, dim, L) in ``dtype``.
 
-    The numba backend runs N = 1 scans in this layout directly (its kernels stage
-    (channels x steps) blocks); every other case runs the channels-last backend on transposed
-    copies (u, delta in, y out, and the same three for the gradients)."""
+    The numba backend runs this layout directly (its kernels stage (channels x steps) blocks;
+    its backward still transposes gy, gu, gdelta for N > 1); every other backend runs
+    channels-last on transposed copies (u, delta in, y out, and three for the gradients)."""
     if resolve_scan_backend(u, backend) == "numba":
         from contrast_sr.ops.scan import numba_cpu
 
@@ -243,7 +243,7 @@ def selective_scan(
     """The project's scan in mamba_ssm's layout: u, delta (b, dim, L); A (dim, N) real;
     B, C constant (dim, N) or variable (b, N, L) / (b, groups, N, L); D, delta_bias (dim,).
     Returns y (b, dim, L) in u's dtype. Runs through :func:`selective_scan_mamba_layout`
-    (numba in place for N = 1, else the channels-last backends on transposed copies).
+    (numba in this layout, the other backends on transposed copies).
 
     Everything after D is keyword-only: mamba_ssm's ``selective_scan_fn`` takes ``z`` there, so
     a positional call written for it fails here instead of binding ``z`` to ``delta_bias``

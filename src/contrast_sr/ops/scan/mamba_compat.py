@@ -5,8 +5,9 @@ return_last_state=False, cu_seqlens=None)``: shapes as :mod:`contrast_sr.ops.sca
 (u, delta, z (batch, dim, L); A (dim, N); B, C (dim, N), (batch, N, L) or (batch, groups, N, L)).
 
 * Real A (every Mamba / VMamba layer): the dispatched backend (numba, triton, torch, chunked
-  while exporting) scans in float32; numba runs N = 1 in this layout directly, the others scan
-  channels-last copies (the layout copy and the cast are one pass). Then
+  while exporting) scans in float32; numba runs this layout directly (its backward transposes
+  the gradients for N > 1), the others scan channels-last copies (the layout copy and the cast
+  are one pass). Then
   ``out = y * silu(z)`` in float32, cast once to u's dtype, as mamba_ssm's reference does.
   ``last_state`` (batch, dim, N), float32, comes from the closed form
   ``h_L = sum_t exp(A * sum_{s>t} delta_s) * delta_t * B_t * u_t`` (vectorised, chunked

@@ -119,11 +119,16 @@ class _NumbaScanFn(torch.autograd.Function):
     def backward(ctx, gy):
         u, dt, At, B, C, D, S = ctx.saved_tensors
         u_dtype, delta_dtype, has_d, has_bias = ctx.meta
+        f32 = torch.float32
         b, L, dim = dt.shape
         G, N = B.shape[2], B.shape[3]
         tile = ctx.tile
         nt = -(-dim // tile)
-        gy = gy.to(torch.float32).contiguous()
+        from contrast_sr.ops.transpose import transpose_last2  # (it imports this module)
+
+        # the staged mamba-layout backward is N = 1 only: larger N transpose gy in, gu, gdt out
+        staged = ctx.mamba and N == 1
+        gy = gy.float().contiguous() if staged or not ctx.mamba else transpose_last2(gy, f32)
         gu, gdt = torch.empty(gy.shape), torch.empty(gy.shape)
         gBp, gCp = torch.zeros(b, L, nt, G, N), torch.zeros(b, L, nt, G, N)
         gAp, gDp, gbp = torch.empty(b, N, dim), torch.empty(b, dim), torch.empty(b, dim)
@@ -131,9 +136,10 @@ class _NumbaScanFn(torch.autograd.Function):
             backward_kernel(
                 _flat(u), _flat(dt), _flat(At), _flat(B), _flat(C), _flat(D), _flat(gy),
                 _flat(S), b, L, dim, G, N, checkpoint_every(N), ctx.softplus, tile, _flat(gu),
-                _flat(gdt), _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp),
-                ctx.mamba,
+                _flat(gdt), _flat(gBp), _flat(gCp), _flat(gAp), _flat(gDp), _flat(gbp), staged,
             )  # fmt: skip
+        if ctx.mamba and not staged:
+            gu, gdt = transpose_last2(gu), transpose_last2(gdt)
         gB = gBp.sum(2) if nt > 1 else gBp.squeeze(2)
         gC = gCp.sum(2) if nt > 1 else gCp.squeeze(2)
         return (
@@ -183,12 +189,13 @@ def scan_numba_mamba_layout(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
 ) -> torch.Tensor:
-    """The numba kernel on u, delta in mamba_ssm's layout (b, dim, L), without transposed
-    copies: the kernels stage (channels x steps) blocks themselves. B, C channels-last
-    (b, L, groups, N); N = 1 only (:func:`mamba_layout_available`). Returns y (b, dim, L) in
-    u's dtype; gradients come back in the same layouts."""
+    """The numba kernel on u, delta in mamba_ssm's layout (b, dim, L): the kernels stage
+    (channels x steps) blocks themselves, so the forward makes no transposed copy, nor does the
+    backward for N = 1 (for N > 1 it transposes gy in and gu, gdelta out). B, C channels-last
+    (b, L, groups, N). Returns y (b, dim, L) in u's dtype; gradients come back in the input
+    layouts. RuntimeError where :func:`mamba_layout_available` is false."""
     if not mamba_layout_available(u, A):
-        raise RuntimeError("the mamba-layout numba kernel runs N = 1 float32/bf16/fp16 CPU scans")
+        raise RuntimeError("the mamba-layout numba kernel runs float32/bf16/fp16 CPU scans")
     check_scan_args(u.transpose(1, 2), delta.transpose(1, 2), A, B, C, D, delta_bias)
     if u.shape[2] == 0:
         return u.new_zeros(u.shape)
@@ -198,9 +205,9 @@ def scan_numba_mamba_layout(
 
 
 def mamba_layout_available(u: torch.Tensor, A: torch.Tensor) -> bool:
-    """Whether :func:`scan_numba_mamba_layout` runs this scan: :func:`available` and N = 1 (the
-    staged backward kernel is N = 1 only; larger N go through channels-last copies)."""
-    return available(u) and A.dim() == 2 and A.shape[1] == 1
+    """Whether :func:`scan_numba_mamba_layout` runs this scan: :func:`available` and a real
+    (dim, N) A."""
+    return available(u) and A.dim() == 2 and not A.is_complex()
 
 
 __all__ = [
