@@ -207,13 +207,12 @@ def selective_scan_mamba_layout(
     its backward still transposes gy, gu, gdelta for N > 1); every other backend runs
     channels-last on transposed copies (u, delta in, y out, and three for the gradients)."""
     if resolve_scan_backend(u, backend) == "numba":
-        from contrast_sr.ops.scan import numba_cpu
+        from contrast_sr.ops.scan.numba_cpu import scan_numba_mamba_layout
 
-        if numba_cpu.mamba_layout_available(u, A):
-            notify_scan_observers(u.transpose(1, 2), A, D)
-            return numba_cpu.scan_numba_mamba_layout(
-                u.to(dtype), delta.to(dtype), A, B, C, D, delta_bias, delta_softplus
-            )
+        notify_scan_observers(u.transpose(1, 2), A, D)
+        return scan_numba_mamba_layout(
+            u.to(dtype), delta.to(dtype), A, B, C, D, delta_bias, delta_softplus
+        )
     y = selective_scan_channels_last(
         channels_last(u, dtype),
         channels_last(delta, dtype),

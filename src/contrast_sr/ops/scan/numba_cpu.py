@@ -155,6 +155,22 @@ class _NumbaScanFn(torch.autograd.Function):
         )
 
 
+def _run(u, delta, A, B, C, D, delta_bias, delta_softplus, mamba: bool) -> torch.Tensor:
+    """Both entries: the checks, an empty scan, then the autograd Function (u, delta
+    (b, dim, L) when ``mamba``, else (b, L, dim))."""
+    if numba is None:
+        raise RuntimeError("the numba scan backend needs numba (pip install 'contrast-sr[numba]')")
+    if u.dtype == torch.float64 or u.device.type != "cpu":
+        raise RuntimeError("the numba scan backend runs float32/bf16/fp16 CPU tensors only")
+    cl = (u.transpose(1, 2), delta.transpose(1, 2)) if mamba else (u, delta)
+    check_scan_args(*cl, A, B, C, D, delta_bias)
+    if cl[0].shape[1] == 0:
+        return u.new_zeros(u.shape)
+    with torch.autocast("cpu", enabled=False):
+        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
+        return _NumbaScanFn.apply(*args, bool(delta_softplus), mamba)
+
+
 def scan_numba_channels_last(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -167,16 +183,7 @@ def scan_numba_channels_last(
 ) -> torch.Tensor:
     """The "numba" backend (fused CPU kernel): shapes as the torch backend, y (b, L, dim) in u's
     dtype. Raises RuntimeError if numba is missing or u is float64 or not on the CPU."""
-    if numba is None:
-        raise RuntimeError("the numba scan backend needs numba (pip install 'contrast-sr[numba]')")
-    if u.dtype == torch.float64 or u.device.type != "cpu":
-        raise RuntimeError("the numba scan backend runs float32/bf16/fp16 CPU tensors only")
-    check_scan_args(u, delta, A, B, C, D, delta_bias)
-    if u.shape[1] == 0:
-        return u.new_zeros(u.shape)
-    with torch.autocast("cpu", enabled=False):
-        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
-        return _NumbaScanFn.apply(*args, bool(delta_softplus), False)
+    return _run(u, delta, A, B, C, D, delta_bias, delta_softplus, mamba=False)
 
 
 def scan_numba_mamba_layout(
@@ -193,27 +200,13 @@ def scan_numba_mamba_layout(
     (channels x steps) blocks themselves, so the forward makes no transposed copy, nor does the
     backward for N = 1 (for N > 1 it transposes gy in and gu, gdelta out). B, C channels-last
     (b, L, groups, N). Returns y (b, dim, L) in u's dtype; gradients come back in the input
-    layouts. RuntimeError where :func:`mamba_layout_available` is false."""
-    if not mamba_layout_available(u, A):
-        raise RuntimeError("the mamba-layout numba kernel runs float32/bf16/fp16 CPU scans")
-    check_scan_args(u.transpose(1, 2), delta.transpose(1, 2), A, B, C, D, delta_bias)
-    if u.shape[2] == 0:
-        return u.new_zeros(u.shape)
-    with torch.autocast("cpu", enabled=False):
-        args = detached_unless_grad(u, delta, A, B, C, D, delta_bias)
-        return _NumbaScanFn.apply(*args, bool(delta_softplus), True)
-
-
-def mamba_layout_available(u: torch.Tensor, A: torch.Tensor) -> bool:
-    """Whether :func:`scan_numba_mamba_layout` runs this scan: :func:`available` and a real
-    (dim, N) A."""
-    return available(u) and A.dim() == 2 and not A.is_complex()
+    layouts. RuntimeError as :func:`scan_numba_channels_last`."""
+    return _run(u, delta, A, B, C, D, delta_bias, delta_softplus, mamba=True)
 
 
 __all__ = [
     "available",
     "checkpoint_every",
-    "mamba_layout_available",
     "scan_numba_channels_last",
     "scan_numba_mamba_layout",
 ]
