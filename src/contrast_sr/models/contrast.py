@@ -23,6 +23,7 @@ from torch import nn
 from contrast_sr.errors import ArgumentError
 from contrast_sr.models.blocks.block import Block
 from contrast_sr.models.blocks.edge_conv import make_conv3x3
+from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.models.blocks.ocab import OCAB
 from contrast_sr.models.blocks.upsample import build_upsampler
 from contrast_sr.models.blocks.windows import pad_reflect
@@ -38,7 +39,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x.permute(0, 2, 3, 1))
@@ -157,7 +158,7 @@ class ContrastSR(nn.Module):
         self.conv_first = make_conv3x3(cin, dim, edge)
         self.patch_embed = PatchEmbed(dim)
         self.layers = nn.ModuleList(build_group(cfg, depth) for depth in cfg.depths)
-        self.norm = nn.LayerNorm(dim) if cfg.final_norm else None
+        self.norm = LayerNorm(dim) if cfg.final_norm else None
         self.conv_after_body = make_conv3x3(dim, dim, edge)
         try:
             head = build_upsampler(

@@ -15,6 +15,7 @@ from torch import nn
 
 from contrast_sr.models.blocks.cab import CAB
 from contrast_sr.models.blocks.ffn import build_ffn
+from contrast_sr.models.blocks.norm import LayerNorm
 
 
 class Block(nn.Module):
@@ -38,11 +39,11 @@ class Block(nn.Module):
     ) -> None:
         super().__init__()
         self.kind = kind
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = LayerNorm(dim)
         self.mixer = mixer
         self.conv_scale = conv_scale
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor) if cab else None
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = LayerNorm(dim)
         self.mlp = build_ffn(ffn, dim, mlp_ratio, dw_padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops.gated_dwconv import PADDINGS as GATE_PADDINGS
 from contrast_sr.ops.gated_dwconv import available as gated_available
 from contrast_sr.ops.gated_dwconv import gated_dwconv3x3_gelu
@@ -60,7 +61,7 @@ class SpatialGate(nn.Module):
 
     def __init__(self, dim: int, padding_mode: str = "zeros") -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
+        self.norm = LayerNorm(dim)
         self.conv = _dwconv(dim, padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

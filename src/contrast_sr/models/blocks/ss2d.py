@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops import (
     cross_merge_channels_last,
     cross_scan_channels_last,
@@ -75,7 +76,7 @@ class SS2D(nn.Module):
         self.dt_projs_bias = nn.Parameter(torch.empty(K, d_inner).uniform_(0.0, 0.1))
         self.A_logs = nn.Parameter(torch.zeros(K * d_inner, n))  # "v2" init: A = -1
         self.Ds = nn.Parameter(torch.ones(K * d_inner))
-        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_norm = LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
         self.fused = True  # False: always the composed path (cross-scan, scan, merge)
 

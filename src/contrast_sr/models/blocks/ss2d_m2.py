@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops import cross_merge_channels_last, cross_scan_channels_last
 from contrast_sr.ops.ssd import DEFAULT_CHUNK, ssd_scan
 
@@ -62,7 +63,7 @@ class SS2DMamba2(nn.Module):
         self.dt_projs_bias = nn.Parameter(0.1 * torch.rand(K, n_heads))
         self.A_logs = nn.Parameter(torch.zeros(K, n_heads))  # "v2" init: A = -1
         self.Ds = nn.Parameter(torch.ones(K, n_heads, d_inner // n_heads))
-        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_norm = LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
