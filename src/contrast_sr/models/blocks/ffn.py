@@ -16,14 +16,15 @@ padding of the depthwise 3x3 convs: ``"zeros"`` (original) or ``"reflect"`` (v1 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.linear import Linear
 from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops.gated_dwconv import PADDINGS as GATE_PADDINGS
 from contrast_sr.ops.gated_dwconv import available as gated_available
 from contrast_sr.ops.gated_dwconv import gated_dwconv3x3_gelu
+from contrast_sr.ops.linear import linear
 
 
 def _to_nchw(x: torch.Tensor) -> torch.Tensor:
@@ -48,9 +49,9 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -74,10 +75,10 @@ class SGFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dw_padding: str = "zeros") -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = Linear(dim, hidden)
         self.act = nn.GELU()
         self.sg = SpatialGate(hidden // 2, dw_padding)
-        self.fc2 = nn.Linear(hidden // 2, dim)
+        self.fc2 = Linear(hidden // 2, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.sg(self.act(self.fc1(x))))
@@ -105,14 +106,14 @@ class GatedConvFFN(nn.Module):
         hidden = self.fc2.in_channels
         w1, b1 = _pointwise(self.fc1)
         if gated_available(x) and self.dwconv.padding_mode in GATE_PADDINGS:  # CPU inference
-            h1, h2 = F.linear(x, w1[:hidden]), F.linear(x, w1[hidden:])
+            h1, h2 = linear(x, w1[:hidden]), linear(x, w1[hidden:])
             dw = self.dwconv
             gate = gated_dwconv3x3_gelu(h1, h2, b1, dw.weight, dw.bias, dw.padding_mode)
-            return F.linear(gate, *_pointwise(self.fc2))
-        x1 = F.linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
-        x2 = F.linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
+            return linear(gate, *_pointwise(self.fc2))
+        x1 = linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
+        x2 = linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
         gate = _to_nhwc(conv_gelu(self.dwconv, _to_nchw(x2)))
-        return F.linear(x1 * gate, *_pointwise(self.fc2))
+        return linear(x1 * gate, *_pointwise(self.fc2))
 
 
 class ConvFFN(nn.Module):
@@ -126,10 +127,10 @@ class ConvFFN(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, *_pointwise(self.fc1))  # channels-last (B, H, W, hidden)
+        x = linear(x, *_pointwise(self.fc1))  # channels-last (B, H, W, hidden)
         if self.dwconv is not None:
             x = x + _to_nhwc(self.dwconv(_to_nchw(x)))
-        return F.linear(self.act(x), *_pointwise(self.fc2))
+        return linear(self.act(x), *_pointwise(self.fc2))
 
 
 FFN_KINDS = ("mlp", "sgfn", "gcffn", "gcffn_grouped", "convffn", "convffn_plain")

@@ -9,6 +9,7 @@ from torch import nn
 from contrast_sr.models.blocks.attention import window_attention
 from contrast_sr.models.blocks.attention_backend import AttentionGeometry
 from contrast_sr.models.blocks.ffn import build_ffn
+from contrast_sr.models.blocks.linear import Linear
 from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.models.blocks.windows import (
     relative_position_index_oca,
@@ -76,8 +77,8 @@ class OCAB(nn.Module):
         self.bias_kind, self.impl, self.clip = bias, impl, clip
         span = window_size + self.ows - 1  # table side; T = span²
         self.norm1 = LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
         self.norm2 = LayerNorm(dim)
         self.mlp = build_ffn(ffn, dim, mlp_ratio, dw_padding)
         if bias == "table":

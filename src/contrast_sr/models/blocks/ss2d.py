@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.linear import Linear
 from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops import (
     cross_merge_channels_last,
@@ -63,7 +64,7 @@ class SS2D(nn.Module):
         rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
         self.d_inner, self.d_state, self.dt_rank = d_inner, int(d_state), rank
         n = self.d_state
-        self.in_proj = nn.Linear(dim, d_inner, bias=False)
+        self.in_proj = Linear(dim, d_inner, bias=False)
         self.conv2d = nn.Conv2d(
             d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=conv_bias
         )
@@ -77,7 +78,7 @@ class SS2D(nn.Module):
         self.A_logs = nn.Parameter(torch.zeros(K * d_inner, n))  # "v2" init: A = -1
         self.Ds = nn.Parameter(torch.ones(K * d_inner))
         self.out_norm = LayerNorm(d_inner)
-        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+        self.out_proj = Linear(d_inner, dim, bias=False)
         self.fused = True  # False: always the composed path (cross-scan, scan, merge)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

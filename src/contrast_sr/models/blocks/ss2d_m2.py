@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from contrast_sr.models.blocks.conv_gelu import conv_gelu
+from contrast_sr.models.blocks.linear import Linear
 from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops import cross_merge_channels_last, cross_scan_channels_last
 from contrast_sr.ops.ssd import DEFAULT_CHUNK, ssd_scan
@@ -52,7 +53,7 @@ class SS2DMamba2(nn.Module):
             )
         self.d_inner, self.d_state, self.heads, self.groups = d_inner, d_state, n_heads, groups
         self.chunk, self.gated = int(chunk), bool(gated)
-        self.in_proj = nn.Linear(dim, d_inner * (2 if gated else 1), bias=False)
+        self.in_proj = Linear(dim, d_inner * (2 if gated else 1), bias=False)
         self.conv2d = nn.Conv2d(
             d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=conv_bias
         )
@@ -64,7 +65,7 @@ class SS2DMamba2(nn.Module):
         self.A_logs = nn.Parameter(torch.zeros(K, n_heads))  # "v2" init: A = -1
         self.Ds = nn.Parameter(torch.ones(K, n_heads, d_inner // n_heads))
         self.out_norm = LayerNorm(d_inner)
-        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+        self.out_proj = Linear(d_inner, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape

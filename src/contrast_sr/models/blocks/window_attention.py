@@ -7,6 +7,7 @@ from torch import nn
 
 from contrast_sr.models.blocks.attention import window_attention
 from contrast_sr.models.blocks.attention_backend import AttentionGeometry
+from contrast_sr.models.blocks.linear import Linear
 from contrast_sr.models.blocks.windows import (
     relative_position_index_sa,
     shift_mask,
@@ -44,8 +45,8 @@ class WindowAttention(nn.Module):
         self.register_buffer(
             "relative_position_index", relative_position_index_sa(window_size), persistent=False
         )
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
         self._mask_cache: dict[tuple, torch.Tensor] = {}
 
     def position_bias(self) -> torch.Tensor:
