@@ -68,3 +68,45 @@ def test_erf32_matches_torch():
     grid = torch.linspace(-6, 6, 4001)
     ours = torch.tensor([k.erf32(v) for v in grid.tolist()], dtype=torch.float64)
     assert (ours - torch.erf(grid.double())).abs().max() < 5e-7
+
+
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("shape", [(1, 20, 37, 16), (2, 1, 5, 32), (1, 6, 1, 16), (1, 3, 2, 48)])
+def test_fused_ffn_at_inference_equals_torch_path(padding, shape, monkeypatch):
+    """The one-pass FFN (C, F multiples of 16; bands of rows, an h2 ring) against the plain
+    PyTorch path, on maps taller and shorter than a band, one row or one column wide."""
+    import contrast_sr.models.blocks.ffn as ffn
+    from contrast_sr.ops import gated_ffn
+
+    if gated_ffn.numba is None:
+        pytest.skip("numba is not installed")
+    if padding == "reflect" and 1 in shape[1:3]:
+        pytest.skip("torch cannot reflect-pad a side of 1 (no reference)")
+    torch.manual_seed(3)
+    m = build_ffn("gcffn", shape[-1], 2.0, padding)
+    x = torch.randn(shape) * 2
+    calls = []
+    kernel = gated_ffn.gated_ffn_kernel
+    monkeypatch.setattr(gated_ffn, "gated_ffn_kernel", lambda *a: calls.append(1) or kernel(*a))
+    with torch.no_grad():
+        fused = m(x)
+        assert calls == [1]
+        monkeypatch.setattr(ffn, "ffn_available", lambda *_: False)
+        monkeypatch.setattr(ffn, "gated_available", lambda _: False)
+        reference = m(x)
+    assert calls == [1]
+    assert torch.allclose(fused, reference, atol=2e-6, rtol=1e-5)
+
+
+def test_fused_ffn_rejects_what_it_cannot_run():
+    from contrast_sr.ops import gated_ffn
+
+    if gated_ffn.numba is None:
+        pytest.skip("numba is not installed")
+    x = torch.randn(1, 4, 4, 16)
+    w1, dw, w2 = torch.randn(64, 16), torch.randn(32, 1, 3, 3), torch.randn(16, 32)
+    with pytest.raises(ValueError, match="do not fit"):
+        gated_ffn.gated_conv_ffn(x, w1[:48], None, dw, None, w2, None)
+    with pytest.raises(RuntimeError, match="multiples of 16"):
+        gated_ffn.gated_conv_ffn(x[..., :12], w1[:, :12], None, dw, None, w2[:12], None)
+    assert not gated_ffn.available(x.requires_grad_(), 16, 32, "zeros")

@@ -24,6 +24,8 @@ from contrast_sr.models.blocks.norm import LayerNorm
 from contrast_sr.ops.gated_dwconv import PADDINGS as GATE_PADDINGS
 from contrast_sr.ops.gated_dwconv import available as gated_available
 from contrast_sr.ops.gated_dwconv import gated_dwconv3x3_gelu
+from contrast_sr.ops.gated_ffn import available as ffn_available
+from contrast_sr.ops.gated_ffn import gated_conv_ffn
 from contrast_sr.ops.linear import linear
 
 
@@ -105,9 +107,12 @@ class GatedConvFFN(nn.Module):
         # the depthwise conv runs on a channels-last tensor
         hidden = self.fc2.in_channels
         w1, b1 = _pointwise(self.fc1)
-        if gated_available(x) and self.dwconv.padding_mode in GATE_PADDINGS:  # CPU inference
+        dw = self.dwconv
+        if ffn_available(x, x.shape[-1], hidden, dw.padding_mode):  # CPU inference, one pass
+            w2, b2 = _pointwise(self.fc2)
+            return gated_conv_ffn(x, w1, b1, dw.weight, dw.bias, w2, b2, dw.padding_mode)
+        if gated_available(x) and dw.padding_mode in GATE_PADDINGS:  # CPU inference
             h1, h2 = linear(x, w1[:hidden]), linear(x, w1[hidden:])
-            dw = self.dwconv
             gate = gated_dwconv3x3_gelu(h1, h2, b1, dw.weight, dw.bias, dw.padding_mode)
             return linear(gate, *_pointwise(self.fc2))
         x1 = linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
