@@ -35,7 +35,7 @@ def test_fused_layer_norm_equals_torch(C, affine, kernel_calls):
     w = torch.randn(C, generator=g) if affine else None
     b = torch.randn(C, generator=g) if affine else None
     with torch.no_grad():
-        got = ln.layer_norm(x, w, b, 1e-6)
+        got = ln.layer_norm(x, (C,), w, b, 1e-6)
     assert kernel_calls == [C]
     want = F.layer_norm(x, (C,), w, b, 1e-6)
     assert got.shape == x.shape and got.is_contiguous()
@@ -46,7 +46,7 @@ def test_fused_layer_norm_takes_a_strided_map(kernel_calls):
     x = torch.randn(1, 32, 64, 80).permute(0, 2, 3, 1)  # channels-last view of an NCHW map
     w, b = torch.randn(32), torch.randn(32)
     with torch.inference_mode():
-        got = ln.layer_norm(x, w, b)
+        got = ln.layer_norm(x, (32,), w, b)
     assert kernel_calls == [32]
     assert torch.allclose(got, F.layer_norm(x, (32,), w, b), atol=3e-6, rtol=1e-5)
 
@@ -55,14 +55,14 @@ def test_gradients_small_maps_and_other_dtypes_stay_on_torch(kernel_calls):
     w = torch.randn(16, requires_grad=True)
     b = torch.randn(16)
     big = torch.randn(8, 64, 64, 16)
-    y = ln.layer_norm(big, w, b)  # grad mode, a parameter that wants a gradient
+    y = ln.layer_norm(big, (16,), w, b)  # grad mode, a parameter that wants a gradient
     assert y.grad_fn is not None and torch.equal(y, F.layer_norm(big, (16,), w, b))
     with torch.no_grad():
         small = torch.randn(1, 8, 8, 16)
-        assert torch.equal(ln.layer_norm(small, w, b), F.layer_norm(small, (16,), w, b))
+        assert torch.equal(ln.layer_norm(small, (16,), w, b), F.layer_norm(small, (16,), w, b))
         half = big.double()
         assert torch.equal(
-            ln.layer_norm(half, w.double(), None), F.layer_norm(half, (16,), w.double())
+            ln.layer_norm(half, (16,), w.double(), None), F.layer_norm(half, (16,), w.double())
         )
     assert kernel_calls == []
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from contrast_sr.ops.scan.numba_cpu import numba, numba_threads
-from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.scan.numba_cpu import inference_ready, numba, numba_threads
 
 if numba is not None:
     from contrast_sr.ops.gated_dwconv_kernels import gated_dwconv_kernel
@@ -29,13 +28,7 @@ PADDINGS = ("zeros", "reflect")
 def available(h: torch.Tensor) -> bool:
     """Whether :func:`gated_dwconv3x3_gelu` can run on ``h``: numba installed, a float32 CPU
     tensor, no gradient wanted, not inside a trace, export or ``torch.compile``."""
-    return (
-        numba is not None
-        and h.device.type == "cpu"
-        and h.dtype == torch.float32
-        and not (torch.is_grad_enabled() and h.requires_grad)
-        and not is_capturing()
-    )
+    return inference_ready(h)
 
 
 def gated_dwconv3x3_gelu(

@@ -11,12 +11,13 @@ within float32 rounding (~1e-6).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from contrast_sr.ops.scan.numba_cpu import numba, numba_threads
-from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.scan.numba_cpu import inference_ready, numba, numba_threads
 
 if numba is not None:
     from contrast_sr.ops.layer_norm_kernels import layer_norm_kernel
@@ -27,15 +28,7 @@ MIN_TOKENS = 4096  # below this the kernel launch costs more than it saves
 def available(x: torch.Tensor) -> bool:
     """Whether the fused kernel may normalise ``x``: numba installed, a float32 CPU tensor of
     at least ``MIN_TOKENS`` tokens, no gradient wanted, no graph capture."""
-    return (
-        numba is not None
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.dim() >= 1
-        and x.numel() >= MIN_TOKENS * max(1, x.shape[-1])
-        and not (torch.is_grad_enabled() and x.requires_grad)
-        and not is_capturing()
-    )
+    return inference_ready(x) and x.dim() >= 1 and x.numel() >= MIN_TOKENS * max(1, x.shape[-1])
 
 
 def _fits(x: torch.Tensor, p: torch.Tensor | None) -> bool:
@@ -49,14 +42,17 @@ def _fits(x: torch.Tensor, p: torch.Tensor | None) -> bool:
 
 def layer_norm(
     x: torch.Tensor,
-    weight: torch.Tensor | None,
-    bias: torch.Tensor | None,
+    normalized_shape: Sequence[int],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
     eps: float = 1e-5,
 ) -> torch.Tensor:
-    """``F.layer_norm(x, (C,), weight, bias, eps)`` for x (..., C); weight, bias (C,) or None.
-    The fused kernel where :func:`available` says so and the parameters fit, else torch."""
-    if not (available(x) and x.shape[-1] > 0 and _fits(x, weight) and _fits(x, bias)):
-        return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
+    """``F.layer_norm`` with the same arguments: the fused kernel for one normalised (last)
+    dimension where :func:`available` says so and the parameters fit, else torch (which also
+    keeps an exported graph's shapes static)."""
+    fused = available(x) and tuple(normalized_shape) == tuple(x.shape[-1:]) and x.shape[-1] > 0
+    if not (fused and _fits(x, weight) and _fits(x, bias)):
+        return F.layer_norm(x, normalized_shape, weight, bias, eps)
     C = x.shape[-1]
     scale = weight.detach().contiguous() if weight is not None else torch.ones(C)
     shift = bias.detach().contiguous() if bias is not None else torch.zeros(C)

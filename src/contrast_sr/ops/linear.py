@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from contrast_sr.ops.scan.numba_cpu import numba, numba_threads
-from contrast_sr.ops.tracing import is_capturing
+from contrast_sr.ops.scan.numba_cpu import inference_ready, numba, numba_threads
 
 if numba is not None:
     from contrast_sr.ops.linear_kernels import linear_kernel
@@ -31,7 +30,7 @@ def available(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     """Whether the fused kernel may compute ``F.linear(x, weight, bias)``: numba installed,
     contiguous float32 CPU x (..., K) of at least ``MIN_TOKENS`` tokens, weight (N, K) with N a
     multiple of 16, bias (N,) or None, no gradient wanted, no graph capture."""
-    if numba is None or x.device.type != "cpu" or x.dim() < 1 or is_capturing():
+    if not inference_ready(x) or x.dim() < 1:
         return False
     K = x.shape[-1]
     return (
@@ -40,7 +39,6 @@ def available(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
         and weight.shape[0] % 16 == 0
         and weight.device.type == "cpu"
         and (bias is None or (bias.shape == weight.shape[:1] and _frozen_float32(bias)))
-        and _frozen_float32(x)
         and _frozen_float32(weight)
         and x.is_contiguous()
         and x.numel() >= MIN_TOKENS * K

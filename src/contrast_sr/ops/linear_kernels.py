@@ -18,9 +18,9 @@ ROWS = 64  # tokens per job
 
 
 @njit(inline="always")
-def _columns(out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nrows, K, c, MR, NV):
-    """Rows [0, nrows) of the block, its columns [c, c + 16 NV): MR-row tiles, then single
-    rows."""
+def _columns(block, c, MR, NV):
+    """Columns [c, c + 16 NV) of a :func:`gemm_rows` block: MR-row tiles, then single rows."""
+    out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nrows, K = block
     r = 0
     while r + MR <= nrows:
         o, i = ooff + uint64(r) * ostride + c, xoff + uint64(r) * xstride
@@ -37,82 +37,18 @@ def gemm_rows(out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nro
     """``out[ooff + r * ostride + j] = bias[woff + j] + sum_k x[xoff + r * xstride + k] *
     wt[woff + k * wstride + j]`` for r < nrows, j < N (a multiple of 16), K >= 1; offsets
     and strides uint64."""
-    k64 = uint64(K)
+    block = (out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nrows, uint64(K))
     c = 0
     while c + 64 <= N:
-        _columns(
-            out,
-            ooff,
-            ostride,
-            x,
-            xoff,
-            xstride,
-            wt,
-            woff,
-            wstride,
-            bias,
-            nrows,
-            k64,
-            uint64(c),
-            4,
-            4,
-        )
+        _columns(block, uint64(c), 4, 4)
         c += 64
-    rest = (N - c) // 16
+    rest = (N - c) // 16  # MR x NV literals: the tiles' register shapes
     if rest == 3:
-        _columns(
-            out,
-            ooff,
-            ostride,
-            x,
-            xoff,
-            xstride,
-            wt,
-            woff,
-            wstride,
-            bias,
-            nrows,
-            k64,
-            uint64(c),
-            5,
-            3,
-        )
+        _columns(block, uint64(c), 5, 3)
     elif rest == 2:
-        _columns(
-            out,
-            ooff,
-            ostride,
-            x,
-            xoff,
-            xstride,
-            wt,
-            woff,
-            wstride,
-            bias,
-            nrows,
-            k64,
-            uint64(c),
-            8,
-            2,
-        )
+        _columns(block, uint64(c), 8, 2)
     elif rest == 1:
-        _columns(
-            out,
-            ooff,
-            ostride,
-            x,
-            xoff,
-            xstride,
-            wt,
-            woff,
-            wstride,
-            bias,
-            nrows,
-            k64,
-            uint64(c),
-            8,
-            1,
-        )
+        _columns(block, uint64(c), 8, 1)
 
 
 @njit(parallel=True, cache=True)

@@ -7,16 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from contrast_sr.ops.layer_norm import available, layer_norm
+from contrast_sr.ops.layer_norm import layer_norm
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm over the last dimension of (..., C) tokens."""
+    """LayerNorm over the trailing ``normalized_shape`` dimensions (fused for one)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if len(self.normalized_shape) == 1 and available(x):  # else traceable as it was
-            return layer_norm(x, self.weight, self.bias, self.eps)
-        return super().forward(x)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 __all__ = ["LayerNorm"]

@@ -54,6 +54,18 @@ def available(u: torch.Tensor) -> bool:
     )
 
 
+def inference_ready(t: torch.Tensor) -> bool:
+    """What every fused CPU inference op needs of its input: numba installed, a float32 CPU
+    tensor, no gradient wanted, not inside a trace, export or ``torch.compile``."""
+    return (
+        numba is not None
+        and t.device.type == "cpu"
+        and t.dtype == torch.float32
+        and not (torch.is_grad_enabled() and t.requires_grad)
+        and not is_capturing()
+    )
+
+
 def _tile(b: int, dim: int) -> int:
     """Channel tile per job: whole rows when the batch alone feeds every thread, else one
     tile per thread, a multiple of 16 lanes (one AVX-512 vector). Each job has a fixed cost
@@ -207,6 +219,7 @@ def scan_numba_mamba_layout(
 __all__ = [
     "available",
     "checkpoint_every",
+    "inference_ready",
     "scan_numba_channels_last",
     "scan_numba_mamba_layout",
 ]
