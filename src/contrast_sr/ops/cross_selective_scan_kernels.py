@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
+from contrast_sr.ops.numba_intrinsics import claim
 from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _ONE, _ZERO, _exp, _softplus
 
 K = 4
@@ -99,15 +100,20 @@ def _forward_job(
 @njit(parallel=True, cache=True)
 def forward_kernel(x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, b, L, D, R, N, Kc, tile, parts):
     ntiles = (D + tile - 1) // tile
-    for job in prange(b * parts * ntiles):
-        bi = job // (parts * ntiles)
-        p = (job // ntiles) % parts
-        c0 = (job % ntiles) * tile
-        c1 = min(c0 + tile, D)
-        _forward_job(
-            x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, L, D, R, N, Kc, c0, c1, bi, p,
-            parts,
-        )  # fmt: skip
+    jobs = b * parts * ntiles
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            bi = job // (parts * ntiles)
+            p = (job // ntiles) % parts
+            c0 = (job % ntiles) * tile
+            c1 = min(c0 + tile, D)
+            _forward_job(
+                x, xT, z0, z1, WT, bias, At, Ds, out, dt_out, S, L, D, R, N, Kc, c0, c1, bi, p,
+                parts,
+            )  # fmt: skip
+            job = claim(counter)
 
 
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
@@ -255,13 +261,18 @@ def backward_kernel(
     gx, gz0, gz1, gWp, gbp, gAp, gDp,
 ):  # fmt: skip
     ntiles = (D + tile - 1) // tile
-    for job in prange(b * parts * ntiles):
-        bi = job // (parts * ntiles)
-        p = (job // ntiles) % parts
-        tile_id = job % ntiles
-        c0 = tile_id * tile
-        c1 = min(c0 + tile, D)
-        _backward_job(
-            x, xT, z0, z1, WT, dt, At, Ds, gout, S, L, D, R, N, Kc,
-            gx, gz0, gz1, gWp, gbp, gAp, gDp, c0, c1, bi, p, parts, tile_id, ntiles,
-        )  # fmt: skip
+    jobs = b * parts * ntiles
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            bi = job // (parts * ntiles)
+            p = (job // ntiles) % parts
+            tile_id = job % ntiles
+            c0 = tile_id * tile
+            c1 = min(c0 + tile, D)
+            _backward_job(
+                x, xT, z0, z1, WT, dt, At, Ds, gout, S, L, D, R, N, Kc,
+                gx, gz0, gz1, gWp, gbp, gAp, gDp, c0, c1, bi, p, parts, tile_id, ntiles,
+            )  # fmt: skip
+            job = claim(counter)

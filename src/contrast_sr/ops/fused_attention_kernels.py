@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
+from contrast_sr.ops.numba_intrinsics import claim
 from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _ONE, _ZERO, _exp
 
 
@@ -78,35 +79,40 @@ def _pv8(p, vt, out, orow, inv, m64):
 def attention_forward(q, k, v, bias, out, lse, J, heads, n, m, d, scale):
     has_bias = bias.shape[0] > 0
     m64 = uint64(m)
-    for j in prange(J):
-        head = j % heads
-        kt = np.empty(d * m, dtype=np.float32)
-        vt = np.empty(d * m, dtype=np.float32)
-        s = np.empty(m, dtype=np.float32)
-        _load_t(k, j, m, d, kt)
-        _load_t(v, j, m, d, vt)
-        for i in range(n):
-            qrow = uint64((j * n + i) * d)
-            _scores(q, qrow, kt, bias, uint64((head * n + i) * m), has_bias, scale, m, d, s)
-            mx = s[0]
-            for t in range(m64):
-                mx = max(mx, s[t])
-            total = _ZERO
-            for t in range(m64):
-                e = _exp(s[t] - mx)
-                s[t] = e
-                total += e
-            inv = _ONE / total
-            lse[j * n + i] = mx + np.log(total)
-            if d == 8:
-                _pv8(s, vt, out, qrow, inv, m64)
-                continue
-            for dd in range(d):
-                vrow = uint64(dd * m)
-                acc = _ZERO
+    jobs = J
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        j = claim(counter)
+        while j < jobs:
+            head = j % heads
+            kt = np.empty(d * m, dtype=np.float32)
+            vt = np.empty(d * m, dtype=np.float32)
+            s = np.empty(m, dtype=np.float32)
+            _load_t(k, j, m, d, kt)
+            _load_t(v, j, m, d, vt)
+            for i in range(n):
+                qrow = uint64((j * n + i) * d)
+                _scores(q, qrow, kt, bias, uint64((head * n + i) * m), has_bias, scale, m, d, s)
+                mx = s[0]
                 for t in range(m64):
-                    acc += s[t] * vt[vrow + t]
-                out[qrow + dd] = acc * inv
+                    mx = max(mx, s[t])
+                total = _ZERO
+                for t in range(m64):
+                    e = _exp(s[t] - mx)
+                    s[t] = e
+                    total += e
+                inv = _ONE / total
+                lse[j * n + i] = mx + np.log(total)
+                if d == 8:
+                    _pv8(s, vt, out, qrow, inv, m64)
+                    continue
+                for dd in range(d):
+                    vrow = uint64(dd * m)
+                    acc = _ZERO
+                    for t in range(m64):
+                        acc += s[t] * vt[vrow + t]
+                    out[qrow + dd] = acc * inv
+            j = claim(counter)
 
 
 @njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
@@ -173,65 +179,70 @@ def attention_backward(
     has_bias = bias.shape[0] > 0
     m64 = uint64(m)
     windows = J // heads
-    for job in prange(groups * heads):
-        g = job // heads
-        head = job % heads
-        kt = np.empty(d * m, dtype=np.float32)
-        vt = np.empty(d * m, dtype=np.float32)
-        dkt = np.empty(d * m, dtype=np.float32)
-        dvt = np.empty(d * m, dtype=np.float32)
-        s = np.empty(m, dtype=np.float32)
-        dp = np.empty(m, dtype=np.float32)
-        gbase = uint64((g * heads + head) * n * m)
-        if has_bias:
-            for t in range(n * m):
-                dbias_p[gbase + t] = _ZERO
-        for w in range(g, windows, groups):
-            j = w * heads + head
-            _load_t(k, j, m, d, kt)
-            _load_t(v, j, m, d, vt)
-            for t in range(d * m):
-                dkt[t] = _ZERO
-                dvt[t] = _ZERO
-            for i in range(n):
-                qrow = uint64((j * n + i) * d)
-                _scores(q, qrow, kt, bias, uint64((head * n + i) * m), has_bias, scale, m, d, s)
-                shift = lse[j * n + i]
-                for t in range(m64):
-                    s[t] = _exp(s[t] - shift)  # the probabilities p
-                delta = _ZERO
-                for dd in range(d):
-                    delta += dout[qrow + dd] * out[qrow + dd]
-                if d == 8:
-                    _dp_dv8(dout, qrow, vt, s, dp, dvt, m64)
-                else:
+    jobs = groups * heads
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            g = job // heads
+            head = job % heads
+            kt = np.empty(d * m, dtype=np.float32)
+            vt = np.empty(d * m, dtype=np.float32)
+            dkt = np.empty(d * m, dtype=np.float32)
+            dvt = np.empty(d * m, dtype=np.float32)
+            s = np.empty(m, dtype=np.float32)
+            dp = np.empty(m, dtype=np.float32)
+            gbase = uint64((g * heads + head) * n * m)
+            if has_bias:
+                for t in range(n * m):
+                    dbias_p[gbase + t] = _ZERO
+            for w in range(g, windows, groups):
+                j = w * heads + head
+                _load_t(k, j, m, d, kt)
+                _load_t(v, j, m, d, vt)
+                for t in range(d * m):
+                    dkt[t] = _ZERO
+                    dvt[t] = _ZERO
+                for i in range(n):
+                    qrow = uint64((j * n + i) * d)
+                    _scores(q, qrow, kt, bias, uint64((head * n + i) * m), has_bias, scale, m, d, s)
+                    shift = lse[j * n + i]
                     for t in range(m64):
-                        dp[t] = _ZERO
+                        s[t] = _exp(s[t] - shift)  # the probabilities p
+                    delta = _ZERO
                     for dd in range(d):
-                        go = dout[qrow + dd]
-                        row = uint64(dd * m)
+                        delta += dout[qrow + dd] * out[qrow + dd]
+                    if d == 8:
+                        _dp_dv8(dout, qrow, vt, s, dp, dvt, m64)
+                    else:
                         for t in range(m64):
-                            dp[t] += go * vt[row + t]
-                            dvt[row + t] += go * s[t]
-                for t in range(m64):
-                    dp[t] = s[t] * (dp[t] - delta)  # dS, the gradient of the scores
-                if has_bias:
-                    brow = gbase + uint64(i * m)
+                            dp[t] = _ZERO
+                        for dd in range(d):
+                            go = dout[qrow + dd]
+                            row = uint64(dd * m)
+                            for t in range(m64):
+                                dp[t] += go * vt[row + t]
+                                dvt[row + t] += go * s[t]
                     for t in range(m64):
-                        dbias_p[brow + t] += dp[t]
-                if d == 8:
-                    _dq_dk8(q, qrow, kt, dp, dkt, dq, scale, m64)
-                    continue
-                for dd in range(d):
-                    row = uint64(dd * m)
-                    qv = q[qrow + dd] * scale
-                    acc = _ZERO
-                    for t in range(m64):
-                        acc += dp[t] * kt[row + t]
-                        dkt[row + t] += dp[t] * qv
-                    dq[qrow + dd] = acc * scale
-            base = j * m * d
-            for t in range(m):
-                for dd in range(d):
-                    dk[base + t * d + dd] = dkt[dd * m + t]
-                    dv[base + t * d + dd] = dvt[dd * m + t]
+                        dp[t] = s[t] * (dp[t] - delta)  # dS, the gradient of the scores
+                    if has_bias:
+                        brow = gbase + uint64(i * m)
+                        for t in range(m64):
+                            dbias_p[brow + t] += dp[t]
+                    if d == 8:
+                        _dq_dk8(q, qrow, kt, dp, dkt, dq, scale, m64)
+                        continue
+                    for dd in range(d):
+                        row = uint64(dd * m)
+                        qv = q[qrow + dd] * scale
+                        acc = _ZERO
+                        for t in range(m64):
+                            acc += dp[t] * kt[row + t]
+                            dkt[row + t] += dp[t] * qv
+                        dq[qrow + dd] = acc * scale
+                base = j * m * d
+                for t in range(m):
+                    for dd in range(d):
+                        dk[base + t * d + dd] = dkt[dd * m + t]
+                        dv[base + t * d + dd] = dvt[dd * m + t]
+            job = claim(counter)

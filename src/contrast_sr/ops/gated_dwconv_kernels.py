@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
+from contrast_sr.ops.numba_intrinsics import claim
 from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _HALF, _ONE
 
 _SQRT_HALF = np.float32(0.7071067811865476)
@@ -58,30 +59,35 @@ def _source(i, n, reflect):
 def gated_dwconv_kernel(h1, h2, bias, taps, dw_bias, out, b, H, W, F, reflect):
     """h1, h2, out (b, H, W, F); bias (2F,); taps (9, F); dw_bias (F,)."""
     f64 = uint64(F)
-    for job in prange(b * H):
-        bi = job // H
-        y = job % H
-        acc = np.empty(F, dtype=np.float32)
-        for x in range(W):
-            for c in range(f64):
-                acc[c] = dw_bias[c]
-            for dy in range(3):
-                yy = _source(y + dy - 1, H, reflect)
-                if yy < 0:
-                    continue
-                for dx in range(3):
-                    xx = _source(x + dx - 1, W, reflect)
-                    if xx < 0:
+    jobs = b * H
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            bi = job // H
+            y = job % H
+            acc = np.empty(F, dtype=np.float32)
+            for x in range(W):
+                for c in range(f64):
+                    acc[c] = dw_bias[c]
+                for dy in range(3):
+                    yy = _source(y + dy - 1, H, reflect)
+                    if yy < 0:
                         continue
-                    src = uint64(((bi * H + yy) * W + xx) * F)
-                    tap = uint64((dy * 3 + dx) * F)
-                    for c in range(f64):
-                        acc[c] += taps[tap + c] * (h2[src + c] + bias[f64 + c])
-            row = uint64(((bi * H + y) * W + x) * F)
-            for c in range(f64):
-                v = acc[c]
-                g = _HALF * v * (_ONE + erf32(v * _SQRT_HALF))
-                out[row + c] = (h1[row + c] + bias[c]) * g
+                    for dx in range(3):
+                        xx = _source(x + dx - 1, W, reflect)
+                        if xx < 0:
+                            continue
+                        src = uint64(((bi * H + yy) * W + xx) * F)
+                        tap = uint64((dy * 3 + dx) * F)
+                        for c in range(f64):
+                            acc[c] += taps[tap + c] * (h2[src + c] + bias[f64 + c])
+                row = uint64(((bi * H + y) * W + x) * F)
+                for c in range(f64):
+                    v = acc[c]
+                    g = _HALF * v * (_ONE + erf32(v * _SQRT_HALF))
+                    out[row + c] = (h1[row + c] + bias[c]) * g
+            job = claim(counter)
 
 
 __all__ = ["erf32", "gated_dwconv_kernel"]

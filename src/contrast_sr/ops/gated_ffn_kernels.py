@@ -15,6 +15,7 @@ from numba import njit, prange, uint64
 
 from contrast_sr.ops.gated_dwconv_kernels import _SQRT_HALF, _source, erf32
 from contrast_sr.ops.linear_kernels import gemm_rows
+from contrast_sr.ops.numba_intrinsics import claim
 from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _HALF, _ONE
 
 BAND = 16  # image rows per job; h2 is computed for the band and one row above and below it
@@ -74,9 +75,29 @@ def gated_ffn_kernel(x, w1t, b1, taps, dw_bias, w2t, b2, out, b, H, W, C, F, ref
     """x, out (b, H, W, C); w1t (C, 2F) the first layer transposed, b1 (2F,); taps (9, F),
     dw_bias (F,); w2t (F, C), b2 (C,). C and F multiples of 16."""
     bands = (H + BAND - 1) // BAND
-    for job in prange(b * bands):
-        bi = job // bands
-        y0 = (job % bands) * BAND
-        _band(
-            x, w1t, b1, taps, dw_bias, w2t, b2, out, bi, y0, min(H, y0 + BAND), H, W, C, F, reflect
-        )
+    jobs = b * bands
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            bi = job // bands
+            y0 = (job % bands) * BAND
+            _band(
+                x,
+                w1t,
+                b1,
+                taps,
+                dw_bias,
+                w2t,
+                b2,
+                out,
+                bi,
+                y0,
+                min(H, y0 + BAND),
+                H,
+                W,
+                C,
+                F,
+                reflect,
+            )
+            job = claim(counter)

@@ -10,9 +10,10 @@ registers: 4 rows x 4 vectors, 5 x 3, 8 x 2, 8 x 1; the last rows go one at a ti
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange, uint64
 
-from contrast_sr.ops.numba_intrinsics import gemm_tile
+from contrast_sr.ops.numba_intrinsics import claim, gemm_tile
 
 ROWS = 64  # tokens per job
 
@@ -55,9 +56,26 @@ def gemm_rows(out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nro
 def linear_kernel(x, wt, bias, out, rows, K, N):
     """out (rows, N) = x (rows, K) @ wt (K, N) + bias (N,); N a multiple of 16, K >= 1."""
     k64, n64 = uint64(K), uint64(N)
-    for job in prange((rows + ROWS - 1) // ROWS):
-        r0 = job * ROWS
-        n = min(rows, r0 + ROWS) - r0
-        gemm_rows(
-            out, uint64(r0) * n64, n64, x, uint64(r0) * k64, k64, wt, uint64(0), n64, bias, n, K, N
-        )
+    jobs = (rows + ROWS - 1) // ROWS
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            r0 = job * ROWS
+            n = min(rows, r0 + ROWS) - r0
+            gemm_rows(
+                out,
+                uint64(r0) * n64,
+                n64,
+                x,
+                uint64(r0) * k64,
+                k64,
+                wt,
+                uint64(0),
+                n64,
+                bias,
+                n,
+                K,
+                N,
+            )
+            job = claim(counter)

@@ -9,7 +9,13 @@ numba has no words for these, and LLVM does not derive them from plain loops:
   this (1 thread, AVX-512);
 * :func:`gemm_tile`: an (MR rows x 16 NV columns) block of ``x @ wt + bias`` with its MR * NV
   accumulators in vector registers across the K loop (numba's loops keep them in memory, and
-  took 4.3 ms for a (65536, 32) x (32, 64) product that this does in 1.3 ms, 2 threads).
+  took 4.3 ms for a (65536, 32) x (32, 64) product that this does in 1.3 ms, 2 threads);
+* :func:`claim`: an atomic fetch-and-add on a job counter. numba's ``prange`` gives every
+  thread a fixed, equal share of the iterations, so when one core is slower (a busy laptop,
+  a shared VM) the others wait for it. The kernels run ``for _ in prange(jobs)`` around
+  ``job = claim(counter); while job < jobs: ...; job = claim(counter)``: the first iteration
+  on each thread works until no job is left (the rest find none), so a fast thread takes
+  more jobs. (numba's own ``get_num_threads`` would make the kernels uncacheable.)
 """
 
 from __future__ import annotations
@@ -27,6 +33,22 @@ def as_float32(typingctx, bits):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@intrinsic
+def claim(typingctx, counter):
+    """Atomically ``job = counter[0]; counter[0] += 1``; returns job (counter: a 1-element
+    int64 array shared by the threads)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        one = ir.Constant(ir.IntType(64), 1)
+        return builder.atomic_rmw("add", data, one, "monotonic")
 
     return sig, codegen
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, uint64
 
-from contrast_sr.ops.numba_intrinsics import as_float32, transpose16
+from contrast_sr.ops.numba_intrinsics import as_float32, claim, transpose16
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 STAGE = 64  # steps per staged block of a mamba-layout forward (the backward uses K)
@@ -203,14 +203,19 @@ def forward_kernel(
     u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K, tile, mamba
 ):
     ntiles = (dim + tile - 1) // tile
-    for job in prange(b * ntiles):
-        bi = job // ntiles
-        c0 = (job % ntiles) * tile
-        c1 = min(c0 + tile, dim)
-        _forward_job(
-            u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K,
-            c0, c1, bi, mamba,
-        )  # fmt: skip
+    jobs = b * ntiles
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):  # shares taken by claim(), not by prange
+        job = claim(counter)
+        while job < jobs:
+            bi = job // ntiles
+            c0 = (job % ntiles) * tile
+            c1 = min(c0 + tile, dim)
+            _forward_job(
+                u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N,
+                K, c0, c1, bi, mamba,
+            )  # fmt: skip
+            job = claim(counter)
 
 
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
@@ -492,18 +497,23 @@ def backward_kernel(
 ):  # fmt: skip
     """``mamba`` (gy, gu, gdt in (b, dim, L); u the forward's (b, L, dim) copy) needs N = 1."""
     ntiles = (dim + tile - 1) // tile
-    for job in prange(b * ntiles):
-        bi = job // ntiles
-        tile_id = job % ntiles
-        c0 = tile_id * tile
-        c1 = min(c0 + tile, dim)
-        if N == 1:
-            _backward_job_n1(
-                u, dt, At, B, C, D, gy, S, b, L, dim, G, K, softplus,
-                gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles, mamba,
-            )  # fmt: skip
-        else:
-            _backward_job(
-                u, dt, At, B, C, D, gy, S, b, L, dim, G, N, K, softplus,
-                gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles,
-            )  # fmt: skip
+    jobs = b * ntiles
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(jobs):
+        job = claim(counter)
+        while job < jobs:
+            bi = job // ntiles
+            tile_id = job % ntiles
+            c0 = tile_id * tile
+            c1 = min(c0 + tile, dim)
+            if N == 1:
+                _backward_job_n1(
+                    u, dt, At, B, C, D, gy, S, b, L, dim, G, K, softplus,
+                    gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles, mamba,
+                )  # fmt: skip
+            else:
+                _backward_job(
+                    u, dt, At, B, C, D, gy, S, b, L, dim, G, N, K, softplus,
+                    gu, gdt, gBp, gCp, gAp, gDp, gbp, c0, c1, bi, tile_id, ntiles,
+                )  # fmt: skip
+            job = claim(counter)
