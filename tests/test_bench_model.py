@@ -11,6 +11,7 @@ from contrast_sr.analysis.bench import (
     format_growth,
     matmul_peak_gflops,
     size_growth,
+    thread_scaling,
 )
 from contrast_sr.cli import main
 
@@ -36,6 +37,23 @@ def test_matmul_peak_is_a_rate():
     assert 0.1 < matmul_peak_gflops(n=128, repeat=2) < 1e5
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_scaling_compares_with_one_thread_and_keeps_the_count(threads):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        scaling = thread_scaling(repeat=1)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    if threads == 1:
+        assert scaling == 1.0
+    else:  # a rate ratio: positive, and no more than the threads (with some timing slack)
+        assert 0 < scaling < 1.5 * threads
+
+
 def test_cli_sizes_report_growth_and_peak_share(capsys):
     argv = ["bench", "--models", "bicubic", "--sizes", "8,16", "--repeat", "1", "--warmup", "0"]
     code = main([*argv, "--device", "cpu", "--no-isolate", "--threads", "1", "--json"])
@@ -43,6 +61,7 @@ def test_cli_sizes_report_growth_and_peak_share(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["sizes"] == [8, 16] and report["threads"] == 1
     assert report["matmul_peak_gflops"] > 0 and report["busy_cores_at_start"] >= 0
+    assert report["thread_scaling"] == 1.0  # one thread
     assert [r["size"] for r in report["results"]] == [8, 16]
     assert [r["size"] for r in report["size_growth"]] == [8, 16]
     assert "growth" in report["size_growth"][1]

@@ -16,11 +16,13 @@ def test_run_benchmark_small():
         [(1, 8, 1, 64)], ["reference", "torch"], groups=4, reps=1, ref_reps=1, bandwidth_mb=8
     )
     assert result["copy_bandwidth_gbs"] > 0
+    assert result["thread_scaling"] > 0
     rows = {r["backend"]: r for r in result["rows"]}
     assert rows["reference"]["fwd_speedup"] == 1.0
     assert rows["torch"]["fwd_ms"] > 0 and rows["torch"]["fwdbwd_ms"] > 0
     assert rows["torch"]["fwdbwd_speedup"] > 0
     assert "| 1, 8, 1, 64 | torch |" in format_table(result)
+    assert f"(matmul {result['thread_scaling']:.2f}x one thread's)" in format_table(result)
     assert floor_bytes(1, 8, 1, 64, 4, True) == 2 * floor_bytes(1, 8, 1, 64, 4, False)
 
 

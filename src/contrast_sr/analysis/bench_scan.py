@@ -264,8 +264,11 @@ def run_benchmark(
     bandwidth_mb: int = 256,
 ) -> dict:
     """The whole benchmark as one JSON-able dict."""
-    log("measuring memory-copy bandwidth")
+    from contrast_sr.analysis.bench import thread_scaling
+
+    log("measuring memory-copy bandwidth and thread scaling")
     bandwidth = copy_bandwidth(bandwidth_mb)
+    scaling = thread_scaling()
     rows: list[Row] = []
     for shape in shapes:
         log(f"shape batch={shape[0]} dim={shape[1]} N={shape[2]} L={shape[3]}")
@@ -277,6 +280,7 @@ def run_benchmark(
         "malloc_tuned": malloc_tuned,
         "groups": groups,
         "copy_bandwidth_gbs": bandwidth / 1e9,
+        "thread_scaling": scaling,
         "rows": [asdict(r) for r in rows],
     }
 
@@ -290,9 +294,11 @@ def format_table(result: dict) -> str:
     def pct(v):
         return None if v is None else 100 * v
 
+    scaling = result.get("thread_scaling")
+    delivered = "" if scaling is None else f" (matmul {scaling:.2f}x one thread's)"
     lines = [
-        f"copy bandwidth {result['copy_bandwidth_gbs']:.1f} GB/s, {result['threads']} threads, "
-        f"torch {result['torch']}, malloc tuned: {result['malloc_tuned']}, "
+        f"copy bandwidth {result['copy_bandwidth_gbs']:.1f} GB/s, {result['threads']} threads"
+        f"{delivered}, torch {result['torch']}, malloc tuned: {result['malloc_tuned']}, "
         f"groups {result['groups']}",
         "",
         "| batch, dim, N, L | backend | fwd ms | fwd+bwd ms | fwd speedup | fwd+bwd speedup "

@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         format_table,
         matmul_peak_gflops,
         size_growth,
+        thread_scaling,
     )
     from contrast_sr.errors import UsageError
     from contrast_sr.utils.device import resolve_device
@@ -209,8 +210,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--models", "give at least one model")
     isolate = device.type == "cpu" if args.isolate is None else args.isolate
     peak = matmul_peak_gflops(device=device)
+    scaling = thread_scaling() if device.type == "cpu" else None
+    delivered = "" if scaling is None else f" ({scaling:.2f}x one thread's)"
     print(
-        f"float32 matmul peak {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads",
+        f"float32 matmul peak {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads{delivered}",
         file=sys.stderr,
     )
     rows = []
@@ -238,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "busy_cores_at_start": busy,
         "matmul_peak_gflops": peak,
+        "thread_scaling": scaling,
         "torch": torch.__version__,
         "results": [r.to_dict() for r in rows],
         "size_growth": growth,
