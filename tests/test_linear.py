@@ -45,6 +45,25 @@ def test_fused_linear_equals_torch(K, N, bias, kernel_calls, monkeypatch):
     assert torch.allclose(got, F.linear(x, w, b), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("N", [16, 48, 96])
+def test_fused_residual_is_the_sum_and_fallbacks_add_it(N, kernel_calls, monkeypatch):
+    monkeypatch.setattr(lin, "MIN_TOKENS", 1)
+    g = torch.Generator().manual_seed(N)
+    x, w = torch.randn(2, 33, 17, 24, generator=g), torch.randn(N, 24, generator=g)
+    b, r = torch.randn(N, generator=g), torch.randn(2, 33, 17, N, generator=g)
+    with torch.no_grad():
+        plain = lin.linear(x, w, b)
+        assert torch.equal(lin.linear(x, w, b, r), r + plain)  # kernel: the same two roundings
+        assert len(kernel_calls) == 2
+        torch_out = F.linear(x, w, b)
+        for other in (r[:1], r.transpose(1, 2).contiguous().transpose(1, 2), r.double()):
+            # broadcast, strided, float64: torch's product, then the sum
+            assert torch.equal(lin.linear(x, w, b, other), other + torch_out)
+        assert len(kernel_calls) == 2
+    y = lin.linear(x, w, b, r.clone().requires_grad_())  # the residual wants its gradient
+    assert y.grad_fn is not None and torch.equal(y, r + torch_out) and len(kernel_calls) == 2
+
+
 def test_fallbacks_are_torch_itself(kernel_calls):
     w = torch.randn(32, 16, requires_grad=True)
     x = torch.randn(1, 64, 64, 16)

@@ -427,3 +427,31 @@ def test_resolve_bundled_weights_and_wrapped_save(tmp_path, monkeypatch):
         assert torch.equal(loaded(x), model(x))
     with pytest.raises(ContrastError, match="no bundled weights for x3"):
         resolve_model("contrast_light", 3)
+
+
+@pytest.mark.parametrize("variant", ["contrast_v1_m2_light", "contrast_tiny", "baseline"])
+def test_blocks_pass_their_skips_to_the_last_layer_exactly(variant):
+    """Every built-in mixer and FFN adds the block's skip itself (``residual``): the block's
+    output is ``x + mixer(n)`` then ``y + ffn(norm2(y))`` bit for bit, at inference (fused CPU
+    paths) and with gradients."""
+    from contrast_sr.models.blocks.block import Block
+
+    torch.manual_seed(0)
+    model = create_model(variant, scale=2, dim=32, num_heads=4, depths=(6,), window_size=8)
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    assert {b.kind for b in blocks} >= ({"attn", "ss2d_m2"} if "m2" in variant else {"ss2d"})
+    x = torch.randn(1, 72, 72, 32)  # 5184 tokens: above the fused layers' minimum
+    for block in blocks:
+        assert block.mixer_adds_residual
+
+        def formula(x, block=block):
+            y = x + block.mixer(block.norm1(x))
+            if block.conv_block is not None:
+                cab = block.conv_block(block.norm1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+                y = y + block.conv_scale * cab
+            return y + block.mlp(block.norm2(y))
+
+        with torch.no_grad():
+            assert torch.equal(block(x), formula(x))
+        xg = x.clone().requires_grad_()
+        assert torch.equal(block(xg), formula(xg))

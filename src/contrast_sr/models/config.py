@@ -284,7 +284,9 @@ def register_block(
     """Decorator registering ``factory(cfg, index) -> nn.Module`` as block kind ``kind``.
 
     The factory reads its options from the typed config and passes them to the mixer as
-    explicit arguments; ``index`` counts the blocks of this kind within a group.
+    explicit arguments; ``index`` counts the blocks of this kind within a group. The mixer maps
+    (B, H, W, C) -> (B, H, W, C); if its ``forward`` also takes ``residual``, it must return
+    ``residual + output`` (the block then passes its skip input there).
     """
 
     def wrap(factory: MixerFactory) -> MixerFactory:

@@ -4,7 +4,8 @@ One job per band of ``BAND`` image rows, walked row by row. For row y it compute
 layer's half h2 for row y + 1 into a ring of three rows (rows y - 1 and y are there already)
 and h1 for row y, with :func:`~contrast_sr.ops.linear_kernels.gemm_rows`; then the gate
 ``(h1 + b) * GELU(dwconv(h2 + b) + dw_bias)`` into a row buffer, and the second layer from it
-straight into the output. Only x is read and only the output written; the buffers (five rows
+straight into the output (plus a residual, if given, while the row is in cache). Only x (and
+the residual) is read and only the output written; the buffers (five rows
 of F channels) stay in L2.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from contrast_sr.ops.gated_dwconv_kernels import _SQRT_HALF, _source, erf32
-from contrast_sr.ops.linear_kernels import gemm_rows
+from contrast_sr.ops.linear_kernels import add_residual, gemm_rows
 from contrast_sr.ops.numba_intrinsics import claim
 from contrast_sr.ops.scan.numba_kernels import _FASTMATH, _HALF, _ONE
 
@@ -30,7 +31,7 @@ def _first_layer_row(h, F, x, pixel0, y, W, C, w1t, b1, half):
 
 
 @njit(fastmath=_FASTMATH, error_model="numpy")
-def _band(x, w1t, b1, taps, dw_bias, w2t, b2, out, bi, y0, y1, H, W, C, F, reflect):
+def _band(x, w1t, b1, taps, dw_bias, w2t, b2, res, out, bi, y0, y1, H, W, C, F, reflect):
     """Rows [y0, y1) of image ``bi``. h2 rows live in a ring of three (row r in slot r % 3):
     rows y - 1, y and y + 1 are there when row y is gated, each computed once per band."""
     c64, f64 = uint64(C), uint64(F)
@@ -68,12 +69,14 @@ def _band(x, w1t, b1, taps, dw_bias, w2t, b2, out, bi, y0, y1, H, W, C, F, refle
                 gate[g_row + c] = h1[g_row + c] * (_HALF * v * (_ONE + erf32(v * _SQRT_HALF)))
         o = (pixel0 + uint64(y * W)) * c64
         gemm_rows(out, o, c64, gate, uint64(0), f64, w2t, uint64(0), c64, b2, W, F, C)
+        add_residual(out, res, o, uint64(W) * c64)
 
 
 @njit(parallel=True, cache=True)
-def gated_ffn_kernel(x, w1t, b1, taps, dw_bias, w2t, b2, out, b, H, W, C, F, reflect):
+def gated_ffn_kernel(x, w1t, b1, taps, dw_bias, w2t, b2, res, out, b, H, W, C, F, reflect):
     """x, out (b, H, W, C); w1t (C, 2F) the first layer transposed, b1 (2F,); taps (9, F),
-    dw_bias (F,); w2t (F, C), b2 (C,). C and F multiples of 16."""
+    dw_bias (F,); w2t (F, C), b2 (C,); res (b, H, W, C) added to the output, or empty. C and
+    F multiples of 16."""
     bands = (H + BAND - 1) // BAND
     jobs = b * bands
     counter = np.zeros(1, dtype=np.int64)
@@ -83,21 +86,7 @@ def gated_ffn_kernel(x, w1t, b1, taps, dw_bias, w2t, b2, out, b, H, W, C, F, ref
             bi = job // bands
             y0 = (job % bands) * BAND
             _band(
-                x,
-                w1t,
-                b1,
-                taps,
-                dw_bias,
-                w2t,
-                b2,
-                out,
-                bi,
-                y0,
-                min(H, y0 + BAND),
-                H,
-                W,
-                C,
-                F,
-                reflect,
-            )
+                x, w1t, b1, taps, dw_bias, w2t, b2, res, out, bi, y0, min(H, y0 + BAND), H, W,
+                C, F, reflect,
+            )  # fmt: skip
             job = claim(counter)

@@ -52,9 +52,20 @@ def gemm_rows(out, ooff, ostride, x, xoff, xstride, wt, woff, wstride, bias, nro
         _columns(block, uint64(c), 8, 1)
 
 
+@njit(inline="always")
+def add_residual(out, res, off, n):
+    """``out[off + i] += res[off + i]`` for i < n (uint64 off, n), when ``res`` is not empty:
+    a residual added to output rows the GEMM has just written, while they are in cache."""
+    if res.shape[0] > 0:
+        o, r = out[off : off + n], res[off : off + n]
+        for i in range(n):
+            o[i] += r[i]
+
+
 @njit(parallel=True, cache=True)
-def linear_kernel(x, wt, bias, out, rows, K, N):
-    """out (rows, N) = x (rows, K) @ wt (K, N) + bias (N,); N a multiple of 16, K >= 1."""
+def linear_kernel(x, wt, bias, res, out, rows, K, N):
+    """out (rows, N) = x (rows, K) @ wt (K, N) + bias (N,) [+ res (rows, N), if not empty];
+    N a multiple of 16, K >= 1."""
     k64, n64 = uint64(K), uint64(N)
     jobs = (rows + ROWS - 1) // ROWS
     counter = np.zeros(1, dtype=np.int64)
@@ -63,19 +74,7 @@ def linear_kernel(x, wt, bias, out, rows, K, N):
         while job < jobs:
             r0 = job * ROWS
             n = min(rows, r0 + ROWS) - r0
-            gemm_rows(
-                out,
-                uint64(r0) * n64,
-                n64,
-                x,
-                uint64(r0) * k64,
-                k64,
-                wt,
-                uint64(0),
-                n64,
-                bias,
-                n,
-                K,
-                N,
-            )
+            o = uint64(r0) * n64
+            gemm_rows(out, o, n64, x, uint64(r0) * k64, k64, wt, uint64(0), n64, bias, n, K, N)
+            add_residual(out, res, o, uint64(n) * n64)
             job = claim(counter)

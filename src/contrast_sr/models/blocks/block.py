@@ -4,11 +4,18 @@ Channels-last (B, H, W, C) -> (B, H, W, C):
 
     n = norm1(x);  y = x + mixer(n) [+ conv_scale * CAB(n)];  out = y + FFN(norm2(y))
 
+The FFNs, and the mixers whose ``forward`` has a ``residual`` argument (all built-in kinds),
+take the skip input as ``residual`` and return it added to their output, so their last linear
+layer adds it while the rows are in cache (one pass less per sum on the fused CPU path; the
+same additions otherwise). A registered mixer without that argument gets ``x + mixer(n)``.
+
 Only the token ``mixer`` differs between block kinds (SS2D, window attention, ...); it is built
 by the kind's factory (:data:`contrast_sr.models.config.BLOCK_KINDS`) and passed in.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -16,6 +23,11 @@ from torch import nn
 from contrast_sr.models.blocks.cab import CAB
 from contrast_sr.models.blocks.ffn import build_ffn
 from contrast_sr.models.blocks.norm import LayerNorm
+
+
+def takes_residual(module: nn.Module) -> bool:
+    """Whether ``module.forward`` has a ``residual`` argument (and so adds the skip itself)."""
+    return "residual" in inspect.signature(module.forward).parameters
 
 
 class Block(nn.Module):
@@ -41,6 +53,7 @@ class Block(nn.Module):
         self.kind = kind
         self.norm1 = LayerNorm(dim)
         self.mixer = mixer
+        self.mixer_adds_residual = takes_residual(mixer)
         self.conv_scale = conv_scale
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor) if cab else None
         self.norm2 = LayerNorm(dim)
@@ -48,7 +61,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.norm1(x)
-        y = x + self.mixer(n)
+        y = self.mixer(n, residual=x) if self.mixer_adds_residual else x + self.mixer(n)
         if self.conv_block is not None:
             y = y + self.conv_scale * self.conv_block(n.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return y + self.mlp(self.norm2(y))
+        return self.mlp(self.norm2(y), residual=y)

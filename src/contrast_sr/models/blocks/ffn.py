@@ -1,6 +1,8 @@
 """Feed-forward variants. Every FFN maps channels-last (B, H, W, C) -> (B, H, W, C).
 
-Hidden width is ``mlp_ratio * C`` (2C in every original config). ``dw_padding`` selects the
+Hidden width is ``mlp_ratio * C`` (2C in every original config). ``forward(x, residual)``
+returns ``residual + FFN(x)`` when ``residual`` is given (the block's skip connection, added by
+the last linear layer or inside the fused FFN). ``dw_padding`` selects the
 padding of the depthwise 3x3 convs: ``"zeros"`` (original) or ``"reflect"`` (v1 option).
 
 | name            | structure                                                  | parameters   |
@@ -55,8 +57,8 @@ class Mlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)), residual)
 
 
 class SpatialGate(nn.Module):
@@ -82,8 +84,8 @@ class SGFN(nn.Module):
         self.sg = SpatialGate(hidden // 2, dw_padding)
         self.fc2 = Linear(hidden // 2, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.sg(self.act(self.fc1(x))))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fc2(self.sg(self.act(self.fc1(x))), residual)
 
 
 class GatedConvFFN(nn.Module):
@@ -98,27 +100,28 @@ class GatedConvFFN(nn.Module):
         self.dwconv = _dwconv(hidden, dw_padding)
         self.act = nn.GELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if self.fc1.groups != 1:
             x1, x2 = self.fc1(_to_nchw(x)).chunk(2, dim=1)
-            return _to_nhwc(self.fc2(x1 * conv_gelu(self.dwconv, x2)))
+            y = _to_nhwc(self.fc2(x1 * conv_gelu(self.dwconv, x2)))
+            return y if residual is None else residual + y
         # the 1x1 convs as per-token Linears on the channels-last map (the same products; no
         # NCHW slow-path convolution), x1 and x2 as two GEMMs so each is a contiguous map and
         # the depthwise conv runs on a channels-last tensor
         hidden = self.fc2.in_channels
         w1, b1 = _pointwise(self.fc1)
         dw = self.dwconv
-        if ffn_available(x, x.shape[-1], hidden, dw.padding_mode):  # CPU inference, one pass
-            w2, b2 = _pointwise(self.fc2)
-            return gated_conv_ffn(x, w1, b1, dw.weight, dw.bias, w2, b2, dw.padding_mode)
+        w2, b2 = _pointwise(self.fc2)
+        if ffn_available(x, x.shape[-1], hidden, dw.padding_mode, residual):  # one pass
+            return gated_conv_ffn(x, w1, b1, dw.weight, dw.bias, w2, b2, dw.padding_mode, residual)
         if gated_available(x) and dw.padding_mode in GATE_PADDINGS:  # CPU inference
             h1, h2 = linear(x, w1[:hidden]), linear(x, w1[hidden:])
             gate = gated_dwconv3x3_gelu(h1, h2, b1, dw.weight, dw.bias, dw.padding_mode)
-            return linear(gate, *_pointwise(self.fc2))
+            return linear(gate, w2, b2, residual)
         x1 = linear(x, w1[:hidden], None if b1 is None else b1[:hidden])
         x2 = linear(x, w1[hidden:], None if b1 is None else b1[hidden:])
         gate = _to_nhwc(conv_gelu(self.dwconv, _to_nchw(x2)))
-        return linear(x1 * gate, *_pointwise(self.fc2))
+        return linear(x1 * gate, w2, b2, residual)
 
 
 class ConvFFN(nn.Module):
@@ -131,11 +134,11 @@ class ConvFFN(nn.Module):
         self.dwconv = _dwconv(hidden, dw_padding) if dw else None
         self.act = nn.GELU()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         x = linear(x, *_pointwise(self.fc1))  # channels-last (B, H, W, hidden)
         if self.dwconv is not None:
             x = x + _to_nhwc(self.dwconv(_to_nchw(x)))
-        return linear(self.act(x), *_pointwise(self.fc2))
+        return linear(self.act(x), *_pointwise(self.fc2), residual)
 
 
 FFN_KINDS = ("mlp", "sgfn", "gcffn", "gcffn_grouped", "convffn", "convffn_plain")

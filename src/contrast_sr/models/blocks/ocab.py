@@ -127,8 +127,8 @@ class OCAB(nn.Module):
             out = overlap_attention(qkv, self.num_heads, self.ws, self.ows, self.position_bias())
         else:
             out = self._attention(qkv)
-        x = self.proj(out) + shortcut
-        return x + self.mlp(self.norm2(x))
+        x = self.proj(out, residual=shortcut)
+        return self.mlp(self.norm2(x), residual=x)
 
     def _attention(self, qkv: torch.Tensor) -> torch.Tensor:
         """Attention output map (B, H, W, C) from qkv (B, H, W, 3C): one copy each for the

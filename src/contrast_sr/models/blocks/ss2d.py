@@ -81,7 +81,8 @@ class SS2D(nn.Module):
         self.out_proj = Linear(d_inner, dim, bias=False)
         self.fused = True  # False: always the composed path (cross-scan, scan, merge)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C), plus ``residual`` if given (added by ``out_proj``)."""
         b, h, w, _ = x.shape
         x = self.in_proj(x)
         x = conv_gelu(self.conv2d, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -89,7 +90,7 @@ class SS2D(nn.Module):
             y = self._scan_fused(x.reshape(b, h * w, self.d_inner), h, w)
         else:
             y = self._scan(x)
-        return self.out_proj(self.out_norm(y.view(b, h, w, self.d_inner)))
+        return self.out_proj(self.out_norm(y.view(b, h, w, self.d_inner)), residual)
 
     def _scan_fused(self, seq: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """(B, L, D) row-major tokens -> merged scan output (B, L, D), one fused CPU op (the

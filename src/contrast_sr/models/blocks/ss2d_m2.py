@@ -67,7 +67,8 @@ class SS2DMamba2(nn.Module):
         self.out_norm = LayerNorm(d_inner)
         self.out_proj = Linear(d_inner, dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C), plus ``residual`` if given (added by ``out_proj``)."""
         b, h, w, _ = x.shape
         L, R, G, N = h * w, self.heads, self.groups, self.d_state
         x = self.in_proj(x)
@@ -93,4 +94,4 @@ class SS2DMamba2(nn.Module):
         y = self.out_norm(y)
         if z is not None:
             y = y * self.act(z)
-        return self.out_proj(y)
+        return self.out_proj(y, residual)

@@ -71,7 +71,8 @@ class WindowAttention(nn.Module):
             self._mask_cache = {key: shift_mask(h, w, self.ws, self.shift, device)}
         return self._mask_cache[key]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, W, C) -> (B, H, W, C), plus ``residual`` if given."""
         b, h, w, c = x.shape
         ws, nh = self.ws, self.num_heads
         if self.shift:
@@ -87,4 +88,4 @@ class WindowAttention(nn.Module):
         x = window_reverse(out, ws, h, w)
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        return x
+        return x if residual is None else residual + x
