@@ -4,9 +4,9 @@ One job per band of ``BAND`` image rows, walked row by row. For row y it compute
 layer's half h2 for row y + 1 into a ring of three rows (rows y - 1 and y are there already)
 and h1 for row y, with :func:`~contrast_sr.ops.linear_kernels.gemm_rows`; then the gate
 ``(h1 + b) * GELU(dwconv(h2 + b) + dw_bias)`` into a row buffer, and the second layer from it
-straight into the output (plus a residual, if given, while the row is in cache). Only x (and
-the residual) is read and only the output written; the buffers (five rows
-of F channels) stay in L2.
+straight into the output (plus a residual, if given, while the row is in cache). Only x and
+the residual are read and only the output written; the buffers (five rows of F channels) stay
+in L2.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Feed-forward variants. Every FFN maps channels-last (B, H, W, C) -> (B, H, W, C).
 
-Hidden width is ``mlp_ratio * C`` (2C in every original config). ``forward(x, residual)``
-returns ``residual + FFN(x)`` when ``residual`` is given (the block's skip connection, added by
-the last linear layer or inside the fused FFN). ``dw_padding`` selects the
+Hidden width is ``mlp_ratio * C`` (2C in every original config). ``dw_padding`` selects the
 padding of the depthwise 3x3 convs: ``"zeros"`` (original) or ``"reflect"`` (v1 option).
+``forward(x, residual)`` returns ``residual + FFN(x)`` when ``residual`` is given (the block's
+skip connection, added by the last linear layer or inside the fused FFN).
 
 | name            | structure                                                  | parameters   |
 |-----------------|------------------------------------------------------------|--------------|
