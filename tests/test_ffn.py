@@ -138,5 +138,9 @@ def test_fused_ffn_checks_the_residual():
     with pytest.raises(ValueError, match="residual"):
         gated_ffn.gated_conv_ffn(x, w1, None, dw, None, w2, None, residual=x[..., :8])
     assert not gated_ffn.available(x, 16, 32, "zeros", residual=x[:, :2])
+    with pytest.raises(RuntimeError, match="wanting no gradient"):  # its gradient would be lost
+        gated_ffn.gated_conv_ffn(
+            x, w1, None, dw, None, w2, None, residual=x.clone().requires_grad_()
+        )
     assert not gated_ffn.available(x, 16, 32, "zeros", residual=x.clone().requires_grad_())
     assert gated_ffn.available(x, 16, 32, "zeros", residual=x.clone())

@@ -73,10 +73,10 @@ def gated_conv_ffn(
         raise ValueError(
             f"gated_conv_ffn: residual {tuple(residual.shape)} is not x's {tuple(x.shape)}"
         )
-    if not available(x, C, F, padding_mode):
+    if not available(x, C, F, padding_mode, residual):
         raise RuntimeError(
-            "gated_conv_ffn needs numba, a float32 CPU tensor, no gradient, C and F multiples "
-            f"of 16 and a padding in {PADDINGS}"
+            "gated_conv_ffn needs numba, float32 CPU tensors (x, residual) wanting no gradient, "
+            f"C and F multiples of 16 and a padding in {PADDINGS}"
         )
 
     def vector(t: torch.Tensor | None, n: int) -> torch.Tensor:

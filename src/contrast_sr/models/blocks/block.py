@@ -15,6 +15,7 @@ by the kind's factory (:data:`contrast_sr.models.config.BLOCK_KINDS`) and passed
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -25,9 +26,14 @@ from contrast_sr.models.blocks.ffn import build_ffn
 from contrast_sr.models.blocks.norm import LayerNorm
 
 
+@functools.cache
+def _forward_takes_residual(cls: type) -> bool:
+    return "residual" in inspect.signature(cls.forward).parameters
+
+
 def takes_residual(module: nn.Module) -> bool:
     """Whether ``module.forward`` has a ``residual`` argument (and so adds the skip itself)."""
-    return "residual" in inspect.signature(module.forward).parameters
+    return _forward_takes_residual(type(module))
 
 
 class Block(nn.Module):
@@ -53,11 +59,15 @@ class Block(nn.Module):
         self.kind = kind
         self.norm1 = LayerNorm(dim)
         self.mixer = mixer
-        self.mixer_adds_residual = takes_residual(mixer)
         self.conv_scale = conv_scale
         self.conv_block = CAB(dim, compress_ratio, squeeze_factor) if cab else None
         self.norm2 = LayerNorm(dim)
         self.mlp = build_ffn(ffn, dim, mlp_ratio, dw_padding)
+
+    @property
+    def mixer_adds_residual(self) -> bool:
+        """Whether the mixer takes the skip input (read from the mixer, so a swapped one counts)."""
+        return takes_residual(self.mixer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.norm1(x)
