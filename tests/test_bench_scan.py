@@ -59,3 +59,19 @@ def test_ss2d_row_for_square_maps_only():
     assert rows[0]["fwd_ms"] > 0 and rows[0]["fwdbwd_ms"] > 0
     assert bench_scan.ss2d_floor_bytes(1, 8, 64, True) == 2 * 64 * 2 * 4 * 2
     assert "ss2d" in bench_scan.default_backends()
+
+
+def test_repetitions_are_taken_in_turn():
+    from contrast_sr.analysis.bench_scan import time_interleaved
+
+    order: list[str] = []
+    calls = {
+        name: (lambda name=name: order.append(name), reps, warmup)
+        for name, reps, warmup in (("fast", 3, 1), ("reference", 1, 0), ("other", 2, 2))
+    }
+    timings = time_interleaved(calls)
+    warm = ["fast", "other", "other"]
+    assert order == [*warm, "fast", "reference", "other", "fast", "other", "fast"]
+    assert {name: t.reps for name, t in timings.items()} == {"fast": 3, "reference": 1, "other": 2}
+    assert all(t.ms >= 0 and 0 <= t.clean <= t.reps for t in timings.values())
+    assert time_interleaved({}) == {}

@@ -6,7 +6,8 @@ directions, dim / 4 channels, sqrt(L) x sqrt(L) tokens): what SS2D runs instead 
 channels-last entry; its bandwidth fraction is of its own floor (the map in, the output out).
 
 For each shape (batch, dim, N, L) in the SS2D layout (channels last, ``groups`` directions):
-forward and forward+backward wall time (minimum over repetitions after a warm-up), the speedup
+forward and forward+backward wall time (minimum over repetitions after a warm-up; the
+backends' repetitions are taken in turn, so all see the same stretch of time), the speedup
 over the sequential reference measured in the same run, and the achieved bytes/s of the
 unavoidable traffic (read u, delta, B, C, write y; plus gy, gu, gdelta, gB, gC for the backward)
 as a fraction of this machine's memory-copy bandwidth, also measured in the same run.
@@ -55,26 +56,51 @@ class Timing:
     clean: int
 
 
-def time_call(fn: Callable[[], object], reps: int, warmup: int = 1) -> Timing:
-    """Minimum wall time of ``fn`` in ms; repetitions where other processes used more than
-    a quarter of a core's time count as not clean."""
-    for _ in range(warmup):
-        fn()
-    times: list[tuple[float, bool]] = []
-    for _ in range(max(1, reps)):
-        busy0, own0 = _busy_seconds(), sum(os.times()[:2])
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        busy1, own1 = _busy_seconds(), sum(os.times()[:2])
-        clean = True
-        if busy0 is not None and busy1 is not None:
-            other = (busy1 - busy0) - (own1 - own0)
-            clean = other <= 0.25 * dt + 0.02
-        times.append((dt, clean))
+def _timed_once(fn: Callable[[], object]) -> tuple[float, bool]:
+    """One call's wall time in seconds, and whether it was clean: other processes used at most
+    a quarter of a core's time while it ran."""
+    busy0, own0 = _busy_seconds(), sum(os.times()[:2])
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    busy1, own1 = _busy_seconds(), sum(os.times()[:2])
+    clean = True
+    if busy0 is not None and busy1 is not None:
+        other = (busy1 - busy0) - (own1 - own0)
+        clean = other <= 0.25 * dt + 0.02
+    return dt, clean
+
+
+def _best(times: list[tuple[float, bool]]) -> Timing:
     clean_times = [t for t, c in times if c]
     best = min(clean_times) if clean_times else min(t for t, _ in times)
     return Timing(best * 1e3, len(times), len(clean_times))
+
+
+def time_call(fn: Callable[[], object], reps: int, warmup: int = 1) -> Timing:
+    """Minimum wall time of ``fn`` in ms over ``reps`` calls after ``warmup``; calls where
+    other processes used more than a quarter of a core's time count as not clean."""
+    for _ in range(warmup):
+        fn()
+    return _best([_timed_once(fn) for _ in range(max(1, reps))])
+
+
+def time_interleaved(
+    calls: dict[str, tuple[Callable[[], object], int, int]],
+) -> dict[str, Timing]:
+    """:func:`time_call` for several ``name: (fn, reps, warmup)`` at once, their repetitions
+    taken in turn (round r times every fn with more than r reps), so every fn is measured over
+    the same stretch of time: a shared machine's speed drifts over seconds, and a fast kernel
+    timed in a 0.1 s window after a slow reference would see one moment only."""
+    for fn, _, warmup in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[tuple[float, bool]]] = {name: [] for name in calls}
+    for r in range(max((max(1, reps) for _, reps, _ in calls.values()), default=0)):
+        for name, (fn, reps, _) in calls.items():
+            if r < max(1, reps):
+                times[name].append(_timed_once(fn))
+    return {name: _best(t) for name, t in times.items()}
 
 
 def copy_bandwidth(mbytes: int = 256, reps: int = 5) -> float:
@@ -158,44 +184,37 @@ def bench_shape(
     bandwidth: float,
     log: Callable[[str], None] = lambda s: None,
 ) -> list[Row]:
-    """Time every backend (and "reference", if listed) on one shape; speedups vs reference."""
-    b, dim, N, L = shape
-    inputs = make_inputs(b, dim, N, L, groups)
+    """Time every backend (and "reference", if listed) on one shape, their repetitions
+    interleaved (:func:`time_interleaved`); speedups vs reference."""
+    b, dim, _, L = shape
+    calls: dict[tuple[str, str], tuple[Callable[[], object], int, int]] = {}
+    floors: dict[str, Callable[[bool], int]] = {}
+    inputs = make_inputs(*shape, groups) if set(backends) - {SS2D} else []
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]  # shared: grads reset per call
     gy = torch.randn(b, L, dim)
-    rows: list[Row] = []
     for name in backends:
         if name == SS2D:
             if ss2d_fits(shape, groups):
-                rows.append(_bench_ss2d(shape, reps, modes, bandwidth, log))
+                calls.update(_ss2d_calls(shape, reps, modes))
+                floors[SS2D] = functools.partial(ss2d_floor_bytes, b, dim, L)
             continue
-        fn = functools.partial(selective_scan_channels_last, backend=name)
+        n_reps, warmup = (ref_reps, 0) if name == "reference" else (reps, 1)
+        for mode, fn in _scan_calls(name, inputs, leaves, gy, modes).items():
+            calls[(name, mode)] = (fn, n_reps, warmup)
+        floors[name] = functools.partial(floor_bytes, *shape, groups)
+    log(f"  {', '.join(floors)}: {' and '.join(modes)}, repetitions interleaved")
+    timings = time_interleaved(calls)
+    rows = []
+    for name, floor in floors.items():
         row = Row(shape, name)
-        n_reps = ref_reps if name == "reference" else reps
-        warm = 0 if name == "reference" else 1
-        if "fwd" in modes:
-
-            def fwd(fn=fn):
-                with torch.no_grad():
-                    fn(*inputs, True)
-
-            log(f"  {name}: forward x{n_reps}")
-            t = time_call(fwd, n_reps, warm)
-            row.fwd_ms = t.ms
-            row.clean_reps["fwd"] = f"{t.clean}/{t.reps}"
-            row.fwd_bw_fraction = floor_bytes(*shape, groups, False) / (t.ms / 1e3) / bandwidth
-        if "fwdbwd" in modes:
-            leaves = [x.detach().clone().requires_grad_() for x in inputs]
-
-            def fwdbwd(fn=fn, leaves=leaves):
-                for x in leaves:
-                    x.grad = None
-                fn(*leaves, True).backward(gy)
-
-            log(f"  {name}: forward+backward x{n_reps}")
-            t = time_call(fwdbwd, n_reps, warm)
-            row.fwdbwd_ms = t.ms
-            row.clean_reps["fwdbwd"] = f"{t.clean}/{t.reps}"
-            row.fwdbwd_bw_fraction = floor_bytes(*shape, groups, True) / (t.ms / 1e3) / bandwidth
+        for mode in modes:
+            t = timings[(name, mode)]
+            row.clean_reps[mode] = f"{t.clean}/{t.reps}"
+            fraction = floor(mode == "fwdbwd") / (t.ms / 1e3) / bandwidth
+            if mode == "fwd":
+                row.fwd_ms, row.fwd_bw_fraction = t.ms, fraction
+            else:
+                row.fwdbwd_ms, row.fwdbwd_bw_fraction = t.ms, fraction
         rows.append(row)
     ref = next((r for r in rows if r.backend == "reference"), None)
     if ref is not None:
@@ -207,23 +226,43 @@ def bench_shape(
     return rows
 
 
-def _bench_ss2d(shape, reps, modes, bandwidth, log) -> Row:
+def _scan_calls(name, inputs, leaves, gy, modes) -> dict[str, Callable[[], object]]:
+    """``mode: fn`` of the channels-last entry on ``backend=name``: forward without gradients
+    on ``inputs``, forward + backward of ``gy`` into ``leaves``."""
+    fn = functools.partial(selective_scan_channels_last, backend=name)
+    calls = {}
+    if "fwd" in modes:
+
+        def fwd():
+            with torch.no_grad():
+                fn(*inputs, True)
+
+        calls["fwd"] = fwd
+    if "fwdbwd" in modes:
+
+        def fwdbwd():
+            for x in leaves:
+                x.grad = None
+            fn(*leaves, True).backward(gy)
+
+        calls["fwdbwd"] = fwdbwd
+    return calls
+
+
+def _ss2d_calls(shape, reps, modes) -> dict:
     """The fused SS2D op on the map the shape stands for (fraction of its own, smaller floor)."""
     from contrast_sr.ops.cross_selective_scan import cross_selective_scan
 
     b, dim, N, L = shape
     args = ss2d_inputs(b, dim, N, L)
-    row = Row(shape, SS2D)
+    calls = {}
     if "fwd" in modes:
 
         def fwd():
             with torch.no_grad():
                 cross_selective_scan(*args)
 
-        log(f"  {SS2D}: forward x{reps}")
-        t = time_call(fwd, reps, 1)
-        row.fwd_ms, row.clean_reps["fwd"] = t.ms, f"{t.clean}/{t.reps}"
-        row.fwd_bw_fraction = ss2d_floor_bytes(b, dim, L, False) / (t.ms / 1e3) / bandwidth
+        calls[(SS2D, "fwd")] = (fwd, reps, 1)
     if "fwdbwd" in modes:
         leaves = [a.detach().clone().requires_grad_() for a in args[:6]]
         gy = torch.randn(b, L, dim // 4)
@@ -233,11 +272,8 @@ def _bench_ss2d(shape, reps, modes, bandwidth, log) -> Row:
                 x.grad = None
             cross_selective_scan(*leaves, *args[6:]).backward(gy)
 
-        log(f"  {SS2D}: forward+backward x{reps}")
-        t = time_call(fwdbwd, reps, 1)
-        row.fwdbwd_ms, row.clean_reps["fwdbwd"] = t.ms, f"{t.clean}/{t.reps}"
-        row.fwdbwd_bw_fraction = ss2d_floor_bytes(b, dim, L, True) / (t.ms / 1e3) / bandwidth
-    return row
+        calls[(SS2D, "fwdbwd")] = (fwdbwd, reps, 1)
+    return calls
 
 
 def default_backends() -> list[str]:
