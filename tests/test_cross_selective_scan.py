@@ -93,3 +93,26 @@ def test_bf16_inputs_keep_dtype_and_precision():
         y16 = m(x)
     assert y16.dtype == torch.bfloat16
     assert _rel(y16, y32) <= 2e-2
+
+
+def test_fused_inference_on_a_large_map_equals_composed_path(monkeypatch):
+    """At inference on a map of 4096+ tokens the x projections run through the fused linear
+    (both orientations in one GEMM) and the kernels skip their checkpoints."""
+    from contrast_sr.ops import linear as lin
+
+    torch.manual_seed(5)
+    m = SS2D(32).eval()
+    with torch.no_grad():
+        m.A_logs.normal_(0, 0.5)
+        m.dt_projs_bias.normal_(0, 1.0)
+    x = torch.randn(1, 64, 72, 32)
+    launches = []
+    kernel = lin.linear_kernel
+    monkeypatch.setattr(lin, "linear_kernel", lambda *a: launches.append(a[-2:]) or kernel(*a))
+    with torch.no_grad():
+        fused = m(x)
+        assert (32, 16) in launches  # K = 32 inputs, 4P = 16 projections of both orientations
+        m.fused = False
+        with scan_backend("torch"):
+            composed = m(x)
+    assert _rel(fused, composed) <= 1e-5

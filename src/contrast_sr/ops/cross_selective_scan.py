@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from contrast_sr.ops.linear import linear
 from contrast_sr.ops.scan.numba_cpu import checkpoint_every, numba, numba_threads
 from contrast_sr.ops.tracing import detached_unless_grad, is_capturing
 
@@ -169,9 +170,12 @@ def cross_selective_scan(
         return x.new_zeros(x.shape)
     # the column-major orientation as its own contiguous copy: every walk is sequential
     xT = x.view(b, h, w, D).transpose(1, 2).reshape(b, L, D)
-    # x projections per orientation (directions k and k + 2), one GEMM each on its own rows
-    z0 = (x @ x_proj_weight[0::2].reshape(2 * P, D).t()).view(b, L, 2, P)
-    z1 = (xT @ x_proj_weight[1::2].reshape(2 * P, D).t()).view(b, L, 2, P)
+    # the x projections of both orientations (directions k and k + 2 each) as one GEMM over the
+    # row-major tokens; the column-major orientation's 2P columns are then put in its order
+    w_rows, w_cols = x_proj_weight[0::2].reshape(2 * P, D), x_proj_weight[1::2].reshape(2 * P, D)
+    z = linear(x, torch.cat([w_rows, w_cols]))  # (b, L, 4P)
+    z0 = z[..., : 2 * P].contiguous().view(b, L, 2, P)
+    z1 = z[..., 2 * P :].view(b, h, w, 2 * P).transpose(1, 2).reshape(b, L, 2, P)
     with torch.autocast("cpu", enabled=False):
         args = detached_unless_grad(x, xT, z0, z1, dt_weight, dt_bias, A, Ds)
         out = _CrossSelectiveScanFn.apply(*args)
