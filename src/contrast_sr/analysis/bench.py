@@ -76,15 +76,16 @@ def matmul_peak_gflops(n: int = 1024, repeat: int = 5, device: torch.device | st
     return 2 * n**3 / best / 1e9
 
 
-def thread_scaling(repeat: int = 5) -> float:
+def thread_scaling(repeat: int = 5, full_gflops: float | None = None) -> float:
     """How many cores' worth of float32 matmul the current thread count delivers right now:
-    :func:`matmul_peak_gflops` at that count over its rate at one thread (CPU). On an idle
-    machine it is close to the thread count; a shared VM or a busy laptop gives less, and
-    timings from such a moment are not the machine's. Reported beside every benchmark."""
+    :func:`matmul_peak_gflops` at that count (``full_gflops`` if the caller measured it
+    already) over its rate at one thread (CPU). On an idle machine it is close to the thread
+    count; a shared VM or a busy laptop gives less, and timings from such a moment are not the
+    machine's. Reported beside every benchmark."""
     threads = torch.get_num_threads()
     if threads == 1:
         return 1.0
-    full = matmul_peak_gflops(repeat=repeat)
+    full = matmul_peak_gflops(repeat=repeat) if full_gflops is None else full_gflops
     torch.set_num_threads(1)
     try:
         one = matmul_peak_gflops(repeat=repeat)

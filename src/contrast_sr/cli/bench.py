@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--models", "give at least one model")
     isolate = device.type == "cpu" if args.isolate is None else args.isolate
     peak = matmul_peak_gflops(device=device)
-    scaling = thread_scaling() if device.type == "cpu" else None
+    scaling = thread_scaling(full_gflops=peak) if device.type == "cpu" else None
     delivered = "" if scaling is None else f" ({scaling:.2f}x one thread's)"
     print(
         f"float32 matmul peak {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads{delivered}",
