@@ -81,12 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         if getattr(args, "threads", None) is not None:  # a computing command
-            from contrast_sr.utils.malloc import tune_malloc
+            from contrast_sr.utils.malloc import keep_malloc_as_is, tune_malloc
             from contrast_sr.utils.threads import set_threads
 
             load_aware = args.command not in LOAD_INDEPENDENT_COMMANDS
             args.threads = set_threads(args.threads, load_aware)
-            if not getattr(args, "no_malloc_tune", False):
+            if getattr(args, "no_malloc_tune", False):
+                keep_malloc_as_is()  # nor may the kernels tune it later
+            else:
                 # an untiled upscale allocates maps of ever new sizes: keep its memory lean
                 untiled = args.command == "upscale" and not getattr(args, "tile", None)
                 tune_malloc("lean" if untiled else "fast")

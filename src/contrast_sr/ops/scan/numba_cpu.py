@@ -28,6 +28,7 @@ import torch
 
 from contrast_sr.ops.scan.checks import check_scan_args
 from contrast_sr.ops.tracing import detached_unless_grad, is_capturing
+from contrast_sr.utils.malloc import tune_malloc_once
 
 try:  # a regular dependency, but the package still works without it
     import numba
@@ -83,7 +84,10 @@ _LOCK = threading.Lock()  # numba's default "workqueue" threading layer is not r
 @contextlib.contextmanager
 def numba_threads() -> Iterator[None]:
     """Serialise launches and use torch's thread count; numba's OpenMP layer changes the
-    process-wide OpenMP setting, so torch's is restored afterwards."""
+    process-wide OpenMP setting, so torch's is restored afterwards. The first launch of a
+    process also keeps freed blocks in the heap
+    (:func:`~contrast_sr.utils.malloc.tune_malloc_once`), unless the process decided already."""
+    tune_malloc_once()
     with _LOCK:
         torch_threads = torch.get_num_threads()
         numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
