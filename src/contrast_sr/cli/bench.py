@@ -256,10 +256,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from contrast_sr.analysis import bench_scan
-    from contrast_sr.utils.malloc import keep_malloc_as_is, tune_malloc
+    from contrast_sr.utils.malloc import tune_malloc
 
-    if args.no_malloc_tune:
-        keep_malloc_as_is()
     tuned = False if args.no_malloc_tune else tune_malloc()
 
     from contrast_sr.ops.scan import list_scan_backends
