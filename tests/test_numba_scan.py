@@ -15,8 +15,53 @@ if numba_scan.numba is None:
     pytest.skip("numba is not installed", allow_module_level=True)
 
 
+@pytest.fixture(autouse=True)
+def short_segments(monkeypatch):
+    """K = 64 steps per saved state at every width (the shortest the rule gives), so the tests'
+    L of 64-200 steps span several segments and end inside one; the width rule itself is
+    pinned below with the default budget."""
+    monkeypatch.setattr(numba_scan, "SEGMENT_FLOATS", 1)
+
+
 def run_numba(*args):
     return numba_scan.scan_numba_channels_last(*args)
+
+
+def test_segment_length_follows_the_job_width():
+    """N = 1: K * width ~ SEGMENT_FLOATS, a power of two in [64, 1024]; without a width (the
+    SS2D op) and for N > 1 the L2 rule as before."""
+    assert numba_scan.SEGMENT_FLOATS == 1  # the fixture's value
+    every = numba_scan.checkpoint_every
+    assert every(1) == 64 and every(16) == 8 and every(16, 240) == 8
+    assert every(1, 240) == 64  # the fixture's budget: the lower bound
+
+
+@pytest.mark.parametrize(("width", "steps"), [(240, 512), (960, 128), (16, 1024), (4096, 64)])
+def test_default_segment_budget(monkeypatch, width, steps):
+    monkeypatch.setattr(numba_scan, "SEGMENT_FLOATS", 1 << 17)
+    assert numba_scan.checkpoint_every(1, width) == steps
+
+
+def test_numba_n1_backward_over_the_default_long_segments(monkeypatch):
+    """The default budget at 16 lanes: K = 1024, so L = 2100 spans three segments, the last
+    one partial; values and gradients as the torch path."""
+    monkeypatch.setattr(numba_scan, "SEGMENT_FLOATS", 1 << 17)
+    saved = []
+    real = numba_scan.checkpoint_every
+
+    def recording(*args):
+        saved.append(real(*args))
+        return saved[-1]
+
+    monkeypatch.setattr(numba_scan, "checkpoint_every", recording)
+    args64 = make_inputs(1, 2100, 16, 4, 1, True, seed=7)
+    gy = torch.randn(1, 2100, 16, dtype=torch.float64)
+    y_ref, g_ref = grads(scan_torch_channels_last, args64, True, gy)
+    y, g = grads(run_numba, [t.float() for t in args64], True, gy.float())
+    assert saved == [1024]
+    assert rel_err(y, y_ref) <= 1e-5
+    for a, r in zip(g, g_ref, strict=True):
+        assert rel_err(a, r) <= 1e-5
 
 
 CASES = [  # b, L, dim, groups, N
