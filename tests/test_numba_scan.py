@@ -42,9 +42,11 @@ def test_default_segment_budget(monkeypatch, width, steps):
     assert numba_scan.checkpoint_every(1, width) == steps
 
 
-def test_numba_n1_backward_over_the_default_long_segments(monkeypatch):
+@pytest.mark.parametrize("mamba", [False, True])
+def test_numba_n1_backward_over_the_default_long_segments(monkeypatch, mamba):
     """The default budget at 16 lanes: K = 1024, so L = 2100 spans three segments, the last
-    one partial; values and gradients as the torch path."""
+    one partial; values and gradients as the torch path, in both layouts (the mamba layout
+    stages gy, gu and gdt per segment)."""
     monkeypatch.setattr(numba_scan, "SEGMENT_FLOATS", 1 << 17)
     saved = []
     real = numba_scan.checkpoint_every
@@ -57,7 +59,9 @@ def test_numba_n1_backward_over_the_default_long_segments(monkeypatch):
     args64 = make_inputs(1, 2100, 16, 4, 1, True, seed=7)
     gy = torch.randn(1, 2100, 16, dtype=torch.float64)
     y_ref, g_ref = grads(scan_torch_channels_last, args64, True, gy)
-    y, g = grads(run_numba, [t.float() for t in args64], True, gy.float())
+    y, g = grads(
+        run_numba_mamba if mamba else run_numba, [t.float() for t in args64], True, gy.float()
+    )
     assert saved == [1024]
     assert rel_err(y, y_ref) <= 1e-5
     for a, r in zip(g, g_ref, strict=True):
