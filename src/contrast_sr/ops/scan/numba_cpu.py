@@ -44,12 +44,12 @@ SEGMENT_FLOATS = 1 << 17  # N = 1: floats per (K, lanes) segment buffer of a job
 def checkpoint_every(N: int, width: int = 0) -> int:
     """Steps K between saved states (a power of two).
 
-    Without ``width``, the backward's per-job segment buffers of (K+1)*N lanes stay in L2
-    (K = 64 for N = 1, 8 for N = 16). The channels-last N = 1 kernel passes its job ``width``
-    (lanes per job) and gets K * width ~ :data:`SEGMENT_FLOATS` (K in [64, 1024]): longer
-    segments walk the big maps in longer ascending runs, and its backward at
-    (8, 240, 1, 4096) took 1.15-1.25x less time with K = 512 than with 64 (measured; 2048
-    lanes x steps per buffer and more were slower again)."""
+    N = 1 with a job ``width`` (lanes per job; the scan's own kernels pass it): K * width ~
+    :data:`SEGMENT_FLOATS`, K in [64, 1024]. Longer segments walk the big maps in longer
+    ascending runs: the backward at (8, 240, 1, 4096) took 1.15-1.25x less time with K = 512
+    than with 64, and buffers of ~2**20 floats were slower again (measured). Otherwise (N > 1,
+    or no width: SS2D's fused op) the per-job segment buffers of (K+1)*N lanes stay in L2
+    (K = 64 for N = 1, 8 for N = 16)."""
     if N == 1 and width > 0:
         k = max(1, SEGMENT_FLOATS // width)
         return max(64, min(1024, 1 << (k.bit_length() - 1)))
