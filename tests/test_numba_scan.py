@@ -135,6 +135,37 @@ def test_numba_mamba_layout_matches_torch(monkeypatch, tile, softplus, optional,
         assert rel_err(a, r) <= 1e-5
 
 
+def test_vector_step_splits_each_vector_between_two_groups():
+    """Lanes 16..47 of groups of 24 channels: the first vector has 8 lanes in group 0 and 8 in
+    group 1, the second all 16 in group 1; the entries past the end (room for a masked group)
+    stay in bounds."""
+    from contrast_sr.ops.scan import numba_kernels
+
+    first, following, split = numba_kernels._vector_groups(16, 32, 24, 2)
+    assert list(first[:2]) == [0, 1]
+    assert list(following[:2]) == [1, 1]
+    assert list(split[:2]) == [8, 16]
+    assert len(first) == 2 + numba_kernels.GROUP and max(first) <= 1 and max(following) <= 1
+
+
+@pytest.mark.parametrize("mamba", [False, True])
+@pytest.mark.parametrize(("dim", "groups"), [(100, 4), (36, 2), (136, 1)])
+def test_vector_step_matches_torch_on_partial_vectors(mamba, dim, groups):
+    """The explicit-vector forward step (N = 1, softplus) on rows that end inside a vector
+    group and vectors that straddle B/C groups: values and gradients equal the torch path's."""
+    args64 = make_inputs(2, 90, dim, groups, 1, True, seed=dim)
+    gy = torch.randn(2, 90, dim, dtype=torch.float64)
+    y_ref, g_ref = grads(scan_torch_channels_last, args64, True, gy)
+    run = run_numba_mamba if mamba else run_numba
+    y, g = grads(run, [t.float() for t in args64], True, gy.float())
+    assert rel_err(y, y_ref) <= 1e-5
+    for a, r in zip(g, g_ref, strict=True):
+        assert rel_err(a, r) <= 1e-5
+    with torch.no_grad():  # inference: the step without the dt copy
+        y_inf = run(*[t.float() for t in args64], True)
+    assert rel_err(y_inf, y_ref) <= 1e-5
+
+
 @pytest.mark.parametrize("N", [1, 4])
 def test_public_mamba_layout_entry_copies_only_the_n_gt_1_gradients(monkeypatch, N):
     """selective_scan (mamba layout) runs the numba kernels in that layout: no transposed copy

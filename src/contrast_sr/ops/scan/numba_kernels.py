@@ -20,9 +20,11 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from contrast_sr.ops.numba_intrinsics import as_float32, claim, transpose16
+from contrast_sr.ops.scan.numba_vector import GROUP, forward_step_n1
 
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 STAGE = 64  # steps per staged block of a mamba-layout forward (the backward uses K)
+VECTOR_STEP_REVISION = 1  # bump with every change to numba_vector (numba's cache sees this file)
 
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693145751953125)
@@ -144,6 +146,25 @@ def _forward_step(
         ya[ir + c] = acc[c]
 
 
+@njit(inline="always", error_model="numpy")
+def _vector_groups(c0, w, Dg, G):
+    """Per 16-lane vector of lanes [c0, c0 + w): its first lane's group, the next group and
+    how many of its lanes are in the first (``forward_step_n1``'s B/C spread; room for a
+    masked group of ``GROUP`` vectors past the end). Groups of >= 16 lanes (Dg >= 16) cover a
+    vector in at most two; narrower ones take the general step."""
+    nvec = (w + 15) // 16 + GROUP
+    first_group = np.zeros(nvec, dtype=np.int64)
+    next_group = np.zeros(nvec, dtype=np.int64)
+    split = np.full(nvec, 16, dtype=np.int64)
+    for j in range((w + 15) // 16):
+        lane0 = c0 + 16 * j
+        g = lane0 // Dg
+        first_group[j] = g
+        next_group[j] = min(g + 1, G - 1)
+        split[j] = min(16, (g + 1) * Dg - lane0)
+    return first_group, next_group, split
+
+
 @njit(fastmath=_FASTMATH, cache=True, error_model="numpy")
 def _forward_job(
     u, delta, bias, softplus, At, B, C, D, y, dt_out, u_out, S, b, L, dim, G, N, K, c0, c1, bi,
@@ -168,6 +189,9 @@ def _forward_job(
     ub = np.empty(nb, dtype=np.float32)
     db = np.empty(nb, dtype=np.float32)
     yb = np.empty(nb, dtype=np.float32)
+    # the step in explicit vectors (numba_vector.forward_step_n1) where a vector spans <= 2 groups
+    vector = N == 1 and softplus and (G == 1 or dim // G >= 16)
+    first_group, next_group, split = _vector_groups(c0, w, dim // G, G)
     for t in range(L):
         row = uint64((bi * L + t) * dim + c0)
         brow = uint64((bi * L + t) * G * N)
@@ -185,12 +209,23 @@ def _forward_job(
             if save_u:
                 for c in range(w64):
                     u_out[row + c] = ub[uint64(j * w) + c]
-            _forward_step(
-                ub, db, yb, uint64(j * w), row, brow, bias, softplus, At, B, C, D, dt_out,
-                save_dt, dim, G, N, c0, c1, dt, h, acc, bl, cl,
-            )  # fmt: skip
+            if vector:
+                forward_step_n1(
+                    ub, db, yb, uint64(j * w), row, brow, bias, At, B, C, D, dt_out, save_dt,
+                    uint64(c0), w64, h, first_group, next_group, split,
+                )  # fmt: skip
+            else:
+                _forward_step(
+                    ub, db, yb, uint64(j * w), row, brow, bias, softplus, At, B, C, D, dt_out,
+                    save_dt, dim, G, N, c0, c1, dt, h, acc, bl, cl,
+                )  # fmt: skip
             if j == STAGE - 1 or t == L - 1:
                 _stage_out(y, yb, bi, c0, w, dim, L, t - j, j + 1)
+        elif vector:
+            forward_step_n1(
+                u, delta, y, row, row, brow, bias, At, B, C, D, dt_out, save_dt, uint64(c0), w64,
+                h, first_group, next_group, split,
+            )  # fmt: skip
         else:
             _forward_step(
                 u, delta, y, row, row, brow, bias, softplus, At, B, C, D, dt_out, save_dt,
